@@ -16,7 +16,7 @@ import click
 import numpy as np
 
 from spinicl import __version__
-from spinicl.config import ConfigError, TaskConfig, check_beta
+from spinicl.config import ConfigError, SampleConfig, TaskConfig, check_beta
 
 # --------------------------------------------------------------------------- helpers
 
@@ -123,8 +123,21 @@ def cli() -> None:
 @click.option("--model", type=click.Choice(["merged", "factored"]), default="merged",
               show_default=True, help="Merged W, or factored W = W_qᵀW_k.")
 @click.option("--dk", type=int, default=None, help="Rank d_k of the factors [default: D+1].")
+@click.option("--amp-variant", type=click.Choice(["paper", "onsager"]), default="paper",
+              show_default=True, help="AMP/cavity iteration: the paper's (no Onsager term) or "
+              "with the Onsager reaction term (fixed point = m).")
+@click.option("--amp-damping", type=float, default=0.9, show_default=True,
+              help="AMP damping θ in [0, 1): weight of the old iterate.")
+@click.option("--amp-tol", type=float, default=None,
+              help="AMP tolerance (paper: mean squared change 1e-6; onsager: residual "
+                   "‖Am−h‖/‖h‖ 1e-12).")
+@click.option("--amp-max-sweeps", type=int, default=None,
+              help="AMP sweep limit [paper: 100; onsager: 10⁴].")
+@click.option("--no-amp", is_flag=True, help="Skip the AMP iteration.")
+@click.option("--no-baselines", is_flag=True, help="Skip the one-step-GD/Bayes baselines.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def theory(beta, T, model, dk, as_json, representation, memory_budget, **kw):
+def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps, no_amp,
+           no_baselines, as_json, representation, memory_budget, **kw):
     """Exact solution: ground state, closed-form thermal averages, free energy.
 
     The merged model is Gaussian (mean m = A⁻¹h, covariance (βA)⁻¹); the factored model's
@@ -145,7 +158,22 @@ def theory(beta, T, model, dk, as_json, representation, memory_budget, **kw):
     if model == "factored" and dk is not None and dk < cfg.D + 1:
         raise ConfigError("dk", f">= D+1 = {cfg.D + 1} for the exact factored ground state",
                           dk)
-    choose_representation(cfg.D, cfg.P, representation, memory_budget)
+    run_amp = model == "merged" and not no_amp
+    if run_amp and representation == "auto":
+        # AMP needs the dense couplings: take them whenever they fit the budget.
+        try:
+            representation = choose_representation(cfg.D, cfg.P, "dense", memory_budget)
+        except ConfigError:
+            pass
+    rep = choose_representation(cfg.D, cfg.P, representation, memory_budget)
+    if run_amp:
+        from spinicl.amp import validate_amp_options
+
+        validate_amp_options(amp_variant, amp_damping, amp_tol, amp_max_sweeps)
+        if rep != "dense":
+            raise ConfigError("representation", "dense for AMP (it needs the dense couplings "
+                              "J∘J, no matrix-free form; raise --memory-budget or pass "
+                              "--no-amp)", rep)
     t0 = time.perf_counter()
     task = make_task(cfg)
     merged = build_model(task, "merged", representation=representation,
@@ -157,6 +185,21 @@ def theory(beta, T, model, dk, as_json, representation, memory_budget, **kw):
                               "config": cfg.to_dict(), "seeds": task.seeds,
                               "representation": merged.representation}
     result.update(th.summary(beta))
+    if run_amp:
+        from spinicl.amp import amp_for_model
+        from spinicl.models import mse as _mse
+
+        amp = amp_for_model(merged, beta, variant=amp_variant, damping=amp_damping,
+                            tol=amp_tol, max_sweeps=amp_max_sweeps, seed=cfg.seed,
+                            m_exact=th.mean)
+        result.update(amp.as_dict())
+        result["amp_test_mse_novel"] = float(_mse(amp.m[None], task.test_novel)[0])
+        result["amp_test_mse_in_distribution"] = float(
+            _mse(amp.m[None], task.test_in_distribution)[0])
+    if not no_baselines:
+        from spinicl.baselines import baselines as _baselines
+
+        result.update(_baselines(task))
     if model == "factored":
         fm = build_model(task, "factored", dk=dk, representation=representation,
                          memory_budget=memory_budget)
@@ -184,7 +227,7 @@ def theory(beta, T, model, dk, as_json, representation, memory_budget, **kw):
         }
         result = {k: v for k, v in result.items()
                   if k in ("spinicl_version", "model", "config", "seeds", "representation",
-                           "beta", "temperature")}
+                           "beta", "temperature") or k.startswith("baseline_")}
         result.update(fact)
         for k in ("energy_mean", "overlap_mean", "self_overlap_mean", "free_energy"):
             result[k] = float("nan")  # no closed form for the quartic model
@@ -230,6 +273,7 @@ def _print_merged(r: dict, th, cfg: TaskConfig, beta: float) -> None:
     for name, a, b in rows:
         lines.append(f"  {name:32s}{_fmt(a, 16)}{_fmt(b, 16)}")
     lines.append(f"  {'free energy per spin f(β)':32s}{'':16s}{_fmt(r['free_energy'], 16)}")
+    lines += _amp_and_baseline_lines(r)
     thermal = r["thermal_energy"]
     lines.append("")
     hot = thermal / max(r["energy_ground"], 1e-300)
@@ -240,6 +284,37 @@ def _print_merged(r: dict, th, cfg: TaskConfig, beta: float) -> None:
                  f"E(m) = {r['energy_ground']:.4g} ({hot:.3g}×) — {verdict}.")
     lines.append(f"({r['seconds']:.2f} s)")
     click.echo("\n".join(lines))
+
+
+def _amp_and_baseline_lines(r: dict) -> list[str]:
+    """Rows comparing the exact ground state, AMP and the ICL baselines."""
+    out = ["", f"{'novel-task test MSE (ICL error)':34s}{'value':>16s}{'vs exact m':>16s}"]
+    exact = r["test_mse_novel"]
+
+    def row(name, value, note=""):
+        if value is None:
+            return
+        out.append(f"  {name:32s}{_fmt(value, 16)}{_fmt(value - exact, 16)}  {note}")
+
+    row("exact ground state m", exact)
+    if "amp_variant" in r:
+        conv = "converged" if r["amp_converged"] else "NOT converged"
+        row(f"AMP ({r['amp_variant']}, β={r['beta']:g})", r["amp_test_mse_novel"],
+            f"{r['amp_iterations']} sweeps, {conv}; ‖m_AMP−m‖/‖m‖ = "
+            f"{100 * r['amp_relative_distance']:.2f} %; v vs exact: median "
+            f"{100 * r['amp_v_median_relative_error']:.2f} %")
+    row("one-step gradient descent", r.get("baseline_gd_test_mse_novel"),
+        f"step η = {r.get('baseline_gd_eta', float('nan')):.3f} fitted on the training prompts")
+    row("Bayes-optimal ridge (per prompt)", r.get("baseline_bayes_test_mse_novel"),
+        "the lower bound for any in-context learner")
+    row("discrete-pool posterior (dMMSE)", r.get("baseline_dmmse_test_mse_novel"),
+        "the memorising Bayes predictor")
+    out.append("  AMP 'paper' is the paper's iteration without the Onsager reaction term: its "
+               "fixed point sits a few % from m,")
+    out.append("  so its test MSE differs from the exact one; 'onsager' converges to m itself. "
+               "The baselines are the algorithms")
+    out.append("  in-context learning is said to implement, on the same novel-task prompts.")
+    return out
 
 
 def _print_factored(r: dict, cfg: TaskConfig) -> None:
@@ -269,6 +344,191 @@ def _print_factored(r: dict, cfg: TaskConfig) -> None:
     click.echo("\n".join(lines))
 
 
+# --------------------------------------------------------------------------- sample
+def _sampling_options(func):
+    opts = [
+        click.option("--model", type=click.Choice(["merged", "factored"]), default="merged",
+                     show_default=True, help="Merged W, or factored W = W_qᵀW_k."),
+        click.option("--dk", type=int, default=None, help="Rank d_k of the factors "
+                     "[default: D+1]."),
+        click.option("--sampler", type=click.Choice(["mala", "ula", "baoab", "exact"]),
+                     default="mala", show_default=True, help="Local move."),
+        click.option("--step", type=float, default=None,
+                     help="Step size η in units of E (stable below 2/λ_max(A) for ula and "
+                          "mala, 2/√λ_max(A) for baoab) [default: from the spectrum]."),
+        click.option("--gamma", type=float, default=1.0, show_default=True,
+                     help="BAOAB friction γ (> 0)."),
+        click.option("--precondition", type=click.Choice(["none", "diag", "dense"]),
+                     default="none", show_default=True,
+                     help="Preconditioner: none, diagonal, or dense A⁻¹ (merged only)."),
+        click.option("--temps", type=str, default=None,
+                     help="Ladder: TMIN:TMAX:COUNT (geometric) or T1,T2,... "
+                          "[default: 1e-5:1e-1:8; β = 100 is hot, DESIGN §1.3]."),
+        click.option("--beta", type=float, default=None,
+                     help="A single inverse temperature instead of a ladder."),
+        click.option("--copies", type=int, default=2, show_default=True,
+                     help="Replicas per temperature (>= 2 for overlaps)."),
+        click.option("--steps", type=int, default=20_000, show_default=True,
+                     help="Production steps after burn-in."),
+        click.option("--burn-in", type=int, default=5_000, show_default=True,
+                     help="Burn-in steps (step sizes and ladder adapt only here)."),
+        click.option("--record-every", type=int, default=20, show_default=True,
+                     help="Steps between records."),
+        click.option("--swap-every", type=int, default=10, show_default=True,
+                     help="Steps between replica-exchange rounds."),
+        click.option("--adapt-ladder/--no-adapt-ladder", default=False, show_default=True,
+                     help="Equalise swap rejection during burn-in (Syed et al. 2021)."),
+        click.option("--snapshot-every", type=int, default=0, show_default=True,
+                     help="Records between weight snapshots (0: none)."),
+        click.option("--flush-every", type=int, default=50, show_default=True,
+                     help="Records between flushes and checkpoints (also every 5 s)."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+SAMPLE_KEYS = ("model", "dk", "sampler", "step", "gamma", "precondition", "copies", "steps",
+               "burn_in", "record_every", "swap_every", "adapt_ladder", "snapshot_every",
+               "flush_every", "representation", "memory_budget")
+
+
+def _load_toml(path: str, ctx: click.Context, kw: dict) -> None:
+    """Fill options not given on the command line from a TOML file (same keys)."""
+    import tomllib
+
+    from click.core import ParameterSource
+
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError("config", "a readable TOML file", path, exc.strerror) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", "valid TOML", path, str(exc)) from None
+    names = {p.name for p in ctx.command.params}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        name = {"d": "D", "n": "N", "p": "P", "k": "K"}.get(name, name)
+        if name not in names or name in ("config", "out", "force"):
+            raise ConfigError("config", f"a TOML file with known keys ({path})", key,
+                              "unknown key")
+        if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
+            kw[name] = value
+
+
+def sample_config_from_options(kw: dict) -> SampleConfig:
+    from spinicl.config import parse_temperatures
+
+    temps = parse_temperatures(kw.pop("temps"), kw.pop("beta"))
+    task = task_config(kw)
+    return SampleConfig(task=task, temperatures=temps, **{k: kw.pop(k) for k in SAMPLE_KEYS})
+
+
+@cli.command()
+@_task_options
+@_sampling_options
+@click.option("--out", "-o", type=str, default="run.h5", show_default=True,
+              help="Output HDF5 file.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--config", "config_file", type=str, default=None,
+              help="TOML file with the same keys; command-line values override it.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+@click.pass_context
+def sample(ctx, out, force, config_file, quiet, **kw):
+    """Sample the Boltzmann distribution with replica exchange; stream to HDF5.
+
+    Records every observable of DESIGN §1.6 per temperature and copy; Ctrl-C stops
+    cleanly (resume with `spinicl resume FILE`); a killed run resumes bit for bit.
+    """
+    from spinicl.runner import run_sample
+
+    if config_file:
+        _load_toml(config_file, ctx, kw)
+    cfg = sample_config_from_options(kw)
+    cmd = "spinicl " + " ".join(sys.argv[1:])
+    res = run_sample(cfg, out, force=force, command_line=cmd, progress=not quiet)
+    _finish(res)
+
+
+def _finish(res) -> None:
+    if res.status == "complete":
+        click.echo(f"wrote {res.path}: {res.n_records} records, {res.step} steps "
+                   f"(status complete). Summary: spinicl info {res.path}")
+    else:
+        click.echo(f"spinicl: {res.status}: {res.message}", err=True)
+        click.echo(f"{res.path}: {res.n_records} records kept", err=True)
+    if res.exit_code:
+        sys.exit(res.exit_code)
+
+
+@cli.command()
+@click.argument("path", type=str)
+@click.option("--steps", type=int, default=None,
+              help="New number of production steps (default: the original).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+def resume(path, steps, quiet):
+    """Continue a run from its last checkpoint (after Ctrl-C, a kill or a crash).
+
+    The resumed run equals an uninterrupted one bit for bit.
+    """
+    from spinicl.runner import resume_run
+
+    if steps is not None:
+        from spinicl.config import check_int
+
+        check_int("steps", steps, 1)
+    _finish(resume_run(path, steps, progress=not quiet))
+
+
+@cli.command()
+@click.argument("path", type=str)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(path, as_json):
+    """Config, status, progress and a summary table (exact values and z-scores)."""
+    from spinicl.runner import file_info
+
+    data = file_info(path)
+    if as_json:
+        print_json(data)
+        return
+    click.echo(format_info(data))
+
+
+def format_info(d: dict) -> str:
+    c = d["config"]
+    t = c["task"]
+    lines = [
+        f"{d['path']}: spinicl run, status {d['status']}"
+        + (f" — {d['message']}" if d.get("message") else ""),
+        (f"model {c['model']}, sampler {c['sampler']}, {len(d['temperatures'])} temperatures "
+         f"× {c['copies']} copies; D={t['D']} N={t['N']} P={t['P']} λ={t['lam']:g} "
+         f"seed={t['seed']}"),
+        (f"progress: step {d['step']} of {d['total_steps']} (burn-in {c['burn_in']}), "
+         f"{d['n_records']} records"),
+    ]
+    if d.get("swap_accept") is not None:
+        lines.append("swap acceptance per pair: "
+                     + " ".join(_fmt(x, 5).strip() for x in d["swap_accept"]))
+    lines.append("")
+    lines.append(f"{'observable':26s}{'T':>10s}{'mean':>12s}{'± stderr':>11s}{'exact':>12s}"
+                 f"{'z':>7s}{'τ_int':>8s}{'ESS':>8s}")
+    for name, rows in d["summary"].items():
+        for k, row in enumerate(rows):
+            z = row.get("z")
+            lines.append(
+                f"{(name if k == 0 else ''):26s}{d['temperatures'][k]:10.3g}"
+                f"{_fmt(row['mean'])}{_fmt(row['stderr'], 11)}{_fmt(row['exact'])}"
+                f"{(_fmt(z, 7) if z is not None else ''.rjust(7))}"
+                f"{_fmt(row['tau_int'], 8)}{_fmt(row['ess'], 8)}")
+    worst = d.get("max_abs_z")
+    if worst is not None:
+        lines.append("")
+        lines.append(f"largest |z| against the closed forms: {worst:.2f} "
+                     f"({'consistent' if worst < 5 else 'INCONSISTENT'} at 5 standard errors)")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the click group with one-line errors (exit 2)."""
@@ -285,6 +545,13 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"spinicl: error: {msg} (see 'spinicl {_subcommand(argv)}--help')",
                    err=True)
         sys.exit(2)
+    except Exception as exc:  # one line for the errors a user can act on
+        from spinicl.store import StoreError
+
+        if isinstance(exc, StoreError):
+            click.echo(f"spinicl: error: {exc}", err=True)
+            sys.exit(2)
+        raise
     except click.Abort:
         click.echo("spinicl: aborted", err=True)
         sys.exit(130)

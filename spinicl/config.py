@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 RHO_VARIANTS = ("intended", "paper")
 
 
@@ -287,4 +289,164 @@ class TaskConfig:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: Any) -> TaskConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# --------------------------------------------------------------------------- sampling
+SAMPLER_NAMES = ("mala", "ula", "baoab", "exact")
+PRECONDITIONERS = ("none", "diag", "dense")
+DEFAULT_TEMPS = "1e-5:1e-1:8"
+
+
+def parse_temperatures(temps: str | None = None, beta: float | None = None
+                       ) -> tuple[float, ...]:
+    """Temperatures of the ladder, ascending.
+
+    Parameters
+    ----------
+    temps : str, optional
+        ``"TMIN:TMAX:COUNT"`` (geometric) or ``"T1,T2,..."``; default ``1e-5:1e-1:8``.
+    beta : float, optional
+        A single inverse temperature instead (no replica exchange).
+
+    Returns
+    -------
+    tuple of float, ascending, all > 0.
+    """
+    if beta is not None:
+        if temps is not None:
+            raise ConfigError("temps", "omitted when --beta is given (one or the other)",
+                              temps)
+        return (1.0 / check_beta(beta),)
+    text = DEFAULT_TEMPS if temps is None else str(temps).strip()
+    allowed = "TMIN:TMAX:COUNT (geometric) or a list T1,T2,... of temperatures > 0"
+    try:
+        if ":" in text:
+            parts = text.split(":")
+            if len(parts) != 3:
+                raise ValueError
+            tmin, tmax, count = float(parts[0]), float(parts[1]), int(parts[2])
+            if not (0 < tmin < tmax and math.isfinite(tmax)) or count < 2:
+                raise ValueError
+            values = tuple(float(t) for t in np.geomspace(tmin, tmax, count))
+        else:
+            values = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise ConfigError("temps", allowed, text) from None
+    if not values or any(not (math.isfinite(t) and t > 0) for t in values):
+        raise ConfigError("temps", allowed, text)
+    if len(set(values)) != len(values):
+        raise ConfigError("temps", "distinct temperatures", text)
+    return tuple(sorted(values))
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Everything that defines a sampling run (``spinicl sample``).
+
+    Parameters
+    ----------
+    task : TaskConfig
+    model : {"merged", "factored"}
+    dk : int or None
+        Rank of the factors (factored model; default D+1).
+    sampler : {"mala", "ula", "baoab", "exact"}
+    step : float or None
+        Step size η (None: the sampler's default from the spectrum of A).
+    gamma : float
+        BAOAB friction (> 0).
+    precondition : {"none", "diag", "dense"}
+    temperatures : tuple of float
+        The ladder, ascending (one value: no replica exchange).
+    copies : int
+        Replicas per temperature (>= 1; >= 2 for overlaps).
+    steps : int
+        Production steps after burn-in (>= 1).
+    burn_in : int
+        Burn-in steps (>= 0): step sizes and the ladder adapt here only.
+    record_every, swap_every : int
+        Steps between records, and between replica-exchange swap rounds (>= 1).
+    adapt_ladder : bool
+    snapshot_every : int
+        Records between weight snapshots (0: none).
+    flush_every : int
+        Records between flushes/checkpoints (also every ``flush_seconds``).
+    representation : {"auto", "dense", "matrix-free"}
+    memory_budget : str or int or None
+    """
+
+    task: TaskConfig = TaskConfig()
+    model: str = "merged"
+    dk: int | None = None
+    sampler: str = "mala"
+    step: float | None = None
+    gamma: float = 1.0
+    precondition: str = "none"
+    temperatures: tuple[float, ...] = parse_temperatures()
+    copies: int = 2
+    steps: int = 20_000
+    burn_in: int = 5_000
+    record_every: int = 20
+    swap_every: int = 10
+    adapt_ladder: bool = False
+    snapshot_every: int = 0
+    flush_every: int = 50
+    flush_seconds: float = 5.0
+    representation: str = "auto"
+    memory_budget: str | int | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "model", check_choice("model", self.model, ("merged", "factored")))
+        if self.dk is not None:
+            set_(self, "dk", check_int("dk", self.dk, 1))
+        set_(self, "sampler", check_choice("sampler", self.sampler, SAMPLER_NAMES))
+        if self.step is not None:
+            set_(self, "step", check_float("step", self.step, low=0.0, low_open=True))
+        set_(self, "gamma", check_float("gamma", self.gamma, low=0.0, low_open=True))
+        set_(self, "precondition",
+             check_choice("precondition", self.precondition, PRECONDITIONERS))
+        temps = tuple(float(t) for t in self.temperatures)
+        if not temps or any(not (math.isfinite(t) and t > 0) for t in temps):
+            raise ConfigError("temps", "temperatures > 0", self.temperatures)
+        set_(self, "temperatures", tuple(sorted(temps)))
+        set_(self, "copies", check_int("copies", self.copies, 1, 1024))
+        set_(self, "steps", check_int("steps", self.steps, 1))
+        set_(self, "burn_in", check_int("burn_in", self.burn_in, 0))
+        set_(self, "record_every", check_int("record_every", self.record_every, 1))
+        set_(self, "swap_every", check_int("swap_every", self.swap_every, 1))
+        set_(self, "snapshot_every", check_int("snapshot_every", self.snapshot_every, 0))
+        set_(self, "flush_every", check_int("flush_every", self.flush_every, 1))
+        set_(self, "flush_seconds",
+             check_float("flush_seconds", self.flush_seconds, low=0.0, low_open=True))
+        set_(self, "adapt_ladder", bool(self.adapt_ladder))
+        check_lam_for_sampling(self.task.lam)
+        if self.sampler == "exact" and self.model != "merged":
+            raise ConfigError("sampler", "mala, ula or baoab for the factored model (the "
+                              "exact sampler exists for the Gaussian merged model only)",
+                              self.sampler)
+        if self.precondition == "dense" and self.model != "merged":
+            raise ConfigError("precondition", "none or diag for the factored model", "dense")
+        if self.adapt_ladder and len(self.temperatures) < 3:
+            raise ConfigError("adapt_ladder", "off with fewer than 3 temperatures",
+                              len(self.temperatures))
+
+    @property
+    def total_steps(self) -> int:
+        return self.burn_in + self.steps
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["task"] = self.task.to_dict()
+        d["temperatures"] = list(self.temperatures)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SampleConfig:
+        d = dict(d)
+        d["task"] = TaskConfig(**d["task"])
+        d["temperatures"] = tuple(d["temperatures"])
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> SampleConfig:
         return dataclasses.replace(self, **changes)

@@ -55,3 +55,24 @@ def test_bad_input_is_one_line_naming_the_parameter(args, flag):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
     assert flag in lines[0] and "Traceback" not in out.stderr
+
+
+def test_theory_json_reports_amp_and_baselines_beside_the_exact_solution():
+    out = run("theory", *SMALL, "--lam", "0.05", "--amp-variant", "onsager", "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    for key in ("amp_variant", "amp_test_mse_novel", "amp_relative_distance",
+                "amp_iterations", "amp_converged", "baseline_gd_test_mse_novel",
+                "baseline_bayes_test_mse_novel", "gd_cosine"):
+        assert key in d, key
+    assert d["amp_variant"] == "onsager" and d["amp_converged"]
+    assert d["amp_relative_distance"] < 1e-10  # the Onsager fixed point is m itself
+    assert d["amp_test_mse_novel"] == pytest.approx(d["test_mse_novel"], rel=1e-8)
+
+
+@pytest.mark.parametrize("args, flag", [(["--amp-damping", "1"], "--amp-damping"),
+                                        (["--amp-tol", "0"], "--amp-tol"),
+                                        (["--amp-max-sweeps", "0"], "--amp-max-sweeps")])
+def test_bad_amp_options_are_one_line_errors(args, flag):
+    out = run("theory", *SMALL, *args)
+    assert out.returncode == 2 and flag in out.stderr and len(out.stderr.splitlines()) == 1
