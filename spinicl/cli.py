@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -527,6 +528,128 @@ def format_info(d: dict) -> str:
         lines.append(f"largest |z| against the closed forms: {worst:.2f} "
                      f"({'consistent' if worst < 5 else 'INCONSISTENT'} at 5 standard errors)")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- sweep
+@cli.command()
+@click.argument("config_file", required=False, type=str)
+@click.option("--preset", type=str, default=None,
+              help="A built-in sweep instead of a TOML file: demo, theory-demo.")
+@click.option("--out", "-o", type=str, default=None,
+              help="Sweep HDF5 file [default: sweep.h5, or PRESET.h5].")
+@click.option("--executor", type=click.Choice(["local", "dask", "dask-local"]),
+              default="local", show_default=True,
+              help="Process pool, an existing Dask cluster, or a Dask LocalCluster.")
+@click.option("--workers", type=int, default=None,
+              help="Local processes / LocalCluster workers [default: all cores].")
+@click.option("--scheduler", type=str, default=None,
+              help="Dask scheduler address (with --executor dask), e.g. tcp://host:8786.")
+@click.option("--plot/--no-plot", default=True, show_default=True,
+              help="Write phase.png (and .pdf) beside the sweep file when it completes.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+def sweep(config_file, preset, out, executor, workers, scheduler, plot, quiet):
+    """Run a temperature × task-diversity sweep (TOML grid or --preset).
+
+    One grid point = one disorder sample = one run; replica exchange covers the
+    temperature axis inside it. Rerunning the same command continues an interrupted sweep
+    (completed points are skipped; failed ones are retried).
+    """
+    from spinicl.sweep import load_sweep, run_sweep
+
+    cfg = load_sweep(config_file, preset)
+    if out is None:
+        out = f"{preset}.h5" if preset else "sweep.h5"
+    cmd = "spinicl " + " ".join(sys.argv[1:])
+    res = run_sweep(cfg, out, executor=executor, workers=workers, scheduler=scheduler,
+                    progress=not quiet, command_line=cmd)
+    click.echo(f"{out}: {res.done} of {res.total} points done, {res.failed} failed"
+               + (" (interrupted: rerun the same command to continue)"
+                  if res.interrupted else ""))
+    if plot and res.done and not res.interrupted:
+        from spinicl.plots import plot_phase
+
+        png = os.path.join(os.path.dirname(os.path.abspath(out)), "phase.png")
+        z = "test_mse_novel"
+        written = plot_phase(out, x="alpha", y="T", z=z, out=png,
+                             contours=(0.5,), contour_z="overlap_ratio_active")
+        click.echo("phase diagram: " + ", ".join(written))
+    if res.interrupted:
+        sys.exit(130)
+    if res.failed:
+        sys.exit(1)
+
+
+# --------------------------------------------------------------------------- plot
+@cli.group()
+def plot():
+    """Figures: phase diagrams and cuts of a sweep, traces of a run (PNG and PDF)."""
+
+
+def _where(items: tuple[str, ...]) -> dict[str, float] | None:
+    if not items:
+        return None
+    out = {}
+    for it in items:
+        key, sep, val = it.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[key.strip()] = float(val)
+        except ValueError:
+            raise ConfigError("where", "KEY=VALUE, e.g. N=20", it) from None
+    return out
+
+
+@plot.command("phase")
+@click.argument("sweep_file", type=str)
+@click.option("--x", "x", default="alpha", show_default=True,
+              help="Horizontal axis: alpha, P, K, N, lam.")
+@click.option("--y", "y", default="T", show_default=True, help="Vertical axis: T, N, ...")
+@click.option("--z", "z", default="test_mse_novel", show_default=True,
+              help="Observable: test_mse_novel, overlap_ratio, energy, alignment, ...")
+@click.option("--where", multiple=True, help="Fix another axis: KEY=VALUE (repeatable).")
+@click.option("--contour", "contours", type=float, multiple=True,
+              help="Contour level of --contour-z (repeatable).")
+@click.option("--contour-z", default="overlap_ratio_active", show_default=True,
+              help="Observable of the contour lines.")
+@click.option("-o", "--out", default="phase.png", show_default=True,
+              help="Output (.png or .pdf: both are written).")
+def plot_phase_cmd(sweep_file, x, y, z, where, contours, contour_z, out):
+    """Phase diagram of a sweep: z over (x, y), averaged over disorder seeds."""
+    from spinicl.plots import plot_phase
+
+    written = plot_phase(sweep_file, x=x, y=y, z=z, out=out, where=_where(where),
+                         contours=contours or None, contour_z=contour_z)
+    click.echo("wrote " + ", ".join(written))
+
+
+@plot.command("cut")
+@click.argument("sweep_file", type=str)
+@click.option("--x", "x", default="alpha", show_default=True, help="Horizontal axis.")
+@click.option("--z", "z", default="test_mse_novel", show_default=True, help="Observable.")
+@click.option("--by", default="T", show_default=True, help="One curve per value of this.")
+@click.option("--where", multiple=True, help="Fix another axis: KEY=VALUE (repeatable).")
+@click.option("-o", "--out", default="cut.png", show_default=True, help="Output file.")
+def plot_cut_cmd(sweep_file, x, z, by, where, out):
+    """Curves of z against x, one per value of --by, with error bars and exact values."""
+    from spinicl.plots import plot_cut
+
+    written = plot_cut(sweep_file, x=x, z=z, by=by, out=out, where=_where(where))
+    click.echo("wrote " + ", ".join(written))
+
+
+@plot.command("trace")
+@click.argument("run_file", type=str)
+@click.option("--observable", "observables", multiple=True,
+              default=("energy", "test_mse_novel", "overlap"), show_default=True,
+              help="Observable to draw (repeatable).")
+@click.option("-o", "--out", default="trace.png", show_default=True, help="Output file.")
+def plot_trace_cmd(run_file, observables, out):
+    """Traces of a run against step, per temperature, with exact values dashed."""
+    from spinicl.plots import plot_trace
+
+    written = plot_trace(run_file, observables=tuple(observables), out=out)
+    click.echo("wrote " + ", ".join(written))
 
 
 # --------------------------------------------------------------------------- entry point

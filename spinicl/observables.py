@@ -1,0 +1,171 @@
+"""What is recorded per replica at each record (DESIGN §1.6).
+
+An :class:`ObservableSet` is built once per run (it holds the test sets, the ground state
+and the exact references) and turns the sampler's configurations, shape
+(n_temps, copies, n_spins), into one record: a dict of arrays whose shapes are listed in
+:data:`SHAPES`. Observables are computed on the effective merged weights W (for the
+factored model W = W_qᵀW_k, gauge invariant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations
+
+import numpy as np
+
+from spinicl.models import FactoredModel, Model, active_mask, alignment, gd_cosine, mse
+from spinicl.prompts import Task
+
+#: Observable name → shape of one record, in terms of T (temperatures), M (copies) and
+#: M2 = M(M−1)/2 (pairs of copies). ``step`` is a scalar per record.
+SHAPES = {
+    "step": (),
+    "energy": ("T", "M"),
+    "train_mse": ("T", "M"),
+    "test_mse_novel": ("T", "M"),
+    "test_mse_in_distribution": ("T", "M"),
+    "self_overlap": ("T", "M"),
+    "overlap": ("T", "M2"),
+    "self_overlap_active": ("T", "M"),
+    "overlap_active": ("T", "M2"),
+    "alignment": ("T", "M"),
+    "gd_cosine": ("T", "M"),
+    "distance_to_ground_state": ("T", "M"),
+    "accept": ("T", "M"),
+    "swap_accept": ("T-1",),
+}
+
+#: Units / meaning, for tables and plot labels.
+LABELS = {
+    "energy": "E",
+    "train_mse": r"$\varepsilon_{\rm train}$",
+    "test_mse_novel": r"$\varepsilon_{\rm ICL}$ (novel tasks)",
+    "test_mse_in_distribution": r"$\varepsilon_{\rm ID}$ (pool tasks)",
+    "self_overlap": "Q",
+    "overlap": r"$q_{ab}$",
+    "self_overlap_active": r"$Q_{\rm act}$",
+    "overlap_active": r"$q_{ab,\rm act}$",
+    "alignment": "alignment",
+    "gd_cosine": "cos(W, GD)",
+    "distance_to_ground_state": r"$\|W-W_0\|^2/n$",
+    "accept": "acceptance",
+    "swap_accept": "swap acceptance",
+}
+
+
+def record_shape(name: str, n_temps: int, copies: int) -> tuple[int, ...]:
+    """Concrete shape of one record of ``name``."""
+    sizes = {"T": n_temps, "M": copies, "M2": copies * (copies - 1) // 2,
+             "T-1": max(n_temps - 1, 0)}
+    return tuple(sizes[s] for s in SHAPES[name])
+
+
+@dataclass
+class ObservableSet:
+    """Computes the observables of one run.
+
+    Parameters
+    ----------
+    model : MergedModel or FactoredModel
+    task : Task
+    ground_state : ndarray, shape ((D+1)²,) or None
+        Merged weights of the ground state (m for the merged model, the nuclear-norm
+        optimum for the factored one); None → ``distance_to_ground_state`` is NaN.
+    """
+
+    model: Model
+    task: Task
+    ground_state: np.ndarray | None = None
+    _active: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._active = active_mask(self.model.D)
+
+    def compute(self, positions: np.ndarray, energies: np.ndarray, step: int,
+                accept: np.ndarray | None = None,
+                swap_accept: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """One record.
+
+        Parameters
+        ----------
+        positions : ndarray, shape (T, M, n_spins)
+            Configurations in ladder order.
+        energies : ndarray, shape (T, M)
+        step : int
+        accept : ndarray, shape (T, M), optional
+        swap_accept : ndarray, shape (T-1,), optional
+
+        Returns
+        -------
+        dict of name → ndarray with the shapes of :data:`SHAPES`.
+        """
+        T, M, n = positions.shape
+        W = self.model.effective_weights(positions.reshape(T * M, n))
+        nw = W.shape[1]
+        Wa = W[:, self._active]
+        rec: dict[str, np.ndarray] = {"step": np.asarray(step, dtype=np.int64),
+                                      "energy": np.asarray(energies, dtype=float)}
+
+        def tm(x):
+            return np.asarray(x).reshape(T, M)
+
+        rec["train_mse"] = tm(mse(W, self.task.train))
+        rec["test_mse_novel"] = tm(mse(W, self.task.test_novel))
+        rec["test_mse_in_distribution"] = tm(mse(W, self.task.test_in_distribution))
+        rec["self_overlap"] = tm(np.einsum("ri,ri->r", W, W) / nw)
+        rec["self_overlap_active"] = tm(np.einsum("ri,ri->r", Wa, Wa) / Wa.shape[1])
+        pairs = list(combinations(range(M), 2))
+        W3, Wa3 = W.reshape(T, M, nw), Wa.reshape(T, M, -1)
+        rec["overlap"] = np.stack([np.einsum("ti,ti->t", W3[:, a], W3[:, b]) / nw
+                                   for a, b in pairs], axis=1) if pairs else np.zeros((T, 0))
+        rec["overlap_active"] = (
+            np.stack([np.einsum("ti,ti->t", Wa3[:, a], Wa3[:, b]) / Wa3.shape[2]
+                      for a, b in pairs], axis=1) if pairs else np.zeros((T, 0)))
+        rec["alignment"] = tm(alignment(W))
+        rec["gd_cosine"] = tm(gd_cosine(W))
+        if self.ground_state is None:
+            rec["distance_to_ground_state"] = np.full((T, M), np.nan)
+        else:
+            d = W - self.ground_state[None, :]
+            rec["distance_to_ground_state"] = tm(np.einsum("ri,ri->r", d, d) / nw)
+        rec["accept"] = (np.ones((T, M)) if accept is None
+                         else np.asarray(accept, dtype=float).reshape(T, M))
+        rec["swap_accept"] = (np.full(max(T - 1, 0), np.nan) if swap_accept is None
+                              else np.asarray(swap_accept, dtype=float).reshape(-1))
+        return rec
+
+
+def exact_references(theory, betas: np.ndarray, factored: bool = False
+                     ) -> dict[str, np.ndarray]:
+    """Closed-form thermal averages per temperature (NaN where none exists).
+
+    Parameters
+    ----------
+    theory : GaussianTheory or None
+        The merged model's exact solution (None, or ``factored=True``: all NaN).
+    betas : ndarray, shape (T,)
+
+    Returns
+    -------
+    dict name → ndarray (T,)
+    """
+    T = len(betas)
+    out = {name: np.full(T, np.nan) for name in SHAPES if name not in ("step",)}
+    if theory is None or factored:
+        return out
+    for k, b in enumerate(betas):
+        out["energy"][k] = theory.energy_mean(b)
+        out["train_mse"][k] = theory.train_mse_mean(b)
+        out["test_mse_novel"][k] = theory.test_mse_mean(b, "novel")
+        out["test_mse_in_distribution"][k] = theory.test_mse_mean(b, "in_distribution")
+        out["self_overlap"][k] = theory.self_overlap_mean(b)
+        out["overlap"][k] = theory.overlap_mean()
+        out["self_overlap_active"][k] = theory.self_overlap_mean(b, active=True)
+        out["overlap_active"][k] = theory.overlap_mean(active=True)
+        out["distance_to_ground_state"][k] = theory.distance_to_ground_state_mean(b)
+    return out
+
+
+def is_factored(model: Model) -> bool:
+    return isinstance(model, FactoredModel)

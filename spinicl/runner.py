@@ -1,0 +1,402 @@
+"""`spinicl sample` and `spinicl resume`: the sampling loop, signals, progress, summary.
+
+The loop advances the sampler in blocks that end on record boundaries (and on the end of
+burn-in), appends one record per block, and flushes records + a checkpoint every
+``flush_every`` records or ``flush_seconds``. Block boundaries depend only on the global
+step, so a run resumed from any checkpoint repeats exactly the blocks, records and random
+numbers of an uninterrupted run: the two files are equal bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from spinicl.config import ConfigError, SampleConfig
+from spinicl.diagnostics import summarize_columns
+from spinicl.models import build_model
+from spinicl.observables import SHAPES, ObservableSet, exact_references, record_shape
+from spinicl.prompts import make_task
+from spinicl.store import (
+    RunWriter,
+    StoreError,
+    copy_for_resume,
+    create_layout,
+    open_run,
+    read_attrs,
+    read_traces,
+)
+
+#: Spawn key of the sampler's random stream under the task seed (the task uses 0..3).
+SAMPLER_STREAM = 7
+
+
+class RunStopped(Exception):
+    """Raised inside the loop when SIGINT/SIGTERM arrives (after a clean flush)."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+@dataclass
+class RunResult:
+    """Outcome of a run: file path, final status, steps done, records written."""
+
+    path: str
+    status: str
+    step: int
+    n_records: int
+    message: str = ""
+    exit_code: int = 0
+
+
+def sampler_seed(seed: int) -> int:
+    """The sampler's seed, a stream of the task seed distinct from the task's own."""
+    ss = np.random.SeedSequence(seed, spawn_key=(SAMPLER_STREAM,))
+    return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+# --------------------------------------------------------------------------- building
+def build_run(cfg: SampleConfig):
+    """Task, model, exact references, observables and sampler of a run config."""
+    from spinicl.samplers import Ladder, make_sampler
+    from spinicl.theory import factored_ground_state, gaussian_theory
+
+    task = make_task(cfg.task)
+    model = build_model(task, cfg.model, dk=cfg.dk, representation=cfg.representation,
+                        memory_budget=cfg.memory_budget)
+    theory = None
+    ground = None
+    if cfg.model == "merged":
+        theory = gaussian_theory(model, task, seed=cfg.task.seed)
+        ground = theory.mean
+    elif model.dk >= model.D + 1:
+        ground = factored_ground_state(model).W
+    observables = ObservableSet(model, task, ground)
+    ladder = Ladder.from_temperatures(list(cfg.temperatures))
+    sampler = make_sampler(model, cfg.sampler, ladder=ladder, copies=cfg.copies,
+                           step=cfg.step, gamma=cfg.gamma, precondition=cfg.precondition,
+                           swap_every=cfg.swap_every, adapt_ladder=cfg.adapt_ladder,
+                           seed=sampler_seed(cfg.task.seed))
+    return task, model, theory, observables, sampler
+
+
+def _temperatures(sampler, state) -> np.ndarray:
+    return 1.0 / np.asarray(sampler.report(state)["betas"], dtype=float)
+
+
+# --------------------------------------------------------------------------- progress
+class Progress:
+    """One status line on stderr: steps, percent, ETA, ⟨E⟩ of the coldest rung, acceptance."""
+
+    def __init__(self, total: int, start: int = 0, enabled: bool = True):
+        self.total, self.start = total, start
+        self.enabled = enabled
+        self.t0 = time.monotonic()
+        self.last = 0.0
+
+    def update(self, step: int, energy: float, accept: float, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self.last < 0.5):
+            return
+        self.last = now
+        done = step - self.start
+        rate = done / max(now - self.t0, 1e-9)
+        eta = (self.total - step) / rate if rate > 0 else float("inf")
+        frac = step / self.total
+        bar = "#" * int(30 * frac)
+        eta_s = time.strftime("%M:%S", time.gmtime(eta)) if np.isfinite(eta) else "--:--"
+        sys.stderr.write(f"\r[{bar:<30s}] {step}/{self.total} steps {100 * frac:5.1f}%  "
+                         f"ETA {eta_s}  ⟨E⟩(coldest)={energy:.4g}  accept={accept:.2f} ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------- loop
+@contextlib.contextmanager
+def _signals_raise():
+    """SIGINT/SIGTERM set a flag; the loop stops at the next block boundary."""
+    flag: dict[str, int | None] = {"signum": None}
+
+    def handler(signum, _frame):
+        flag["signum"] = signum
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for s in old:
+            signal.signal(s, handler)
+    except ValueError:  # not in the main thread: no signal handling
+        old = {}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _loop(cfg: SampleConfig, sampler, state, observables: ObservableSet, writer: RunWriter,
+          progress: Progress, step: int) -> tuple[Any, int]:
+    """Advance from ``step`` to ``cfg.total_steps``; returns (state, step)."""
+    from spinicl.samplers import SamplerDivergence
+
+    total, burn = cfg.total_steps, cfg.burn_in
+    n_rec = writer.n_records
+    with _signals_raise() as flag:
+        while step < total:
+            if flag["signum"] is not None:
+                writer.flush(sampler.state_to_dict(state), step,
+                             _temperatures(sampler, state))
+                raise RunStopped(flag["signum"])
+            n = cfg.record_every - step % cfg.record_every
+            if step < burn:
+                n = min(n, burn - step)
+            n = min(n, total - step)
+            try:
+                state, info = sampler.run(state, n, burn_in=step < burn)
+            except SamplerDivergence as exc:
+                raise _Diverged(str(exc), getattr(exc, "state", None)) from None
+            step += n
+            if step % cfg.record_every and step != burn and step != total:
+                continue
+            energies = np.asarray(sampler.energies(state))
+            positions = np.asarray(sampler.positions(state))
+            rec = observables.compute(positions, energies, step, info.accept,
+                                      info.swap_accept)
+            snap = None
+            if cfg.snapshot_every and n_rec % cfg.snapshot_every == 0:
+                snap = positions
+            n_rec += 1
+            if writer.append(rec, snap):
+                writer.flush(sampler.state_to_dict(state), step,
+                             _temperatures(sampler, state))
+            progress.update(step, float(energies[_coldest(sampler, state)].mean()),
+                            float(np.mean(info.accept)))
+    writer.flush(sampler.state_to_dict(state), step, _temperatures(sampler, state))
+    progress.update(step, float(energies[_coldest(sampler, state)].mean()),
+                    float(np.mean(info.accept)), force=True)
+    return state, step
+
+
+def _coldest(sampler, state) -> int:
+    return int(np.argmin(_temperatures(sampler, state)))
+
+
+class _Diverged(Exception):
+    def __init__(self, message: str, state):
+        self.state = state
+        super().__init__(message)
+
+
+def _execute(cfg: SampleConfig, path: str, sampler, state, observables, step: int,
+             progress_on: bool, theory_ok: bool) -> RunResult:
+    """Run the loop on an open layout, then close the file with its status and summary."""
+    writer = RunWriter(path, flush_every=cfg.flush_every, flush_seconds=cfg.flush_seconds)
+    progress = Progress(cfg.total_steps, step, progress_on)
+    status, message, code = "complete", "", 0
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            state, step = _loop(cfg, sampler, state, observables, writer, progress, step)
+    except RunStopped as exc:
+        status, code = "interrupted", 128 + exc.signum
+        message = (f"stopped by {exc} at step {step_of(writer)}; continue with: "
+                   f"spinicl resume {path}")
+    except _Diverged as exc:
+        status, code = "failed", 1
+        message = f"diverged: {exc}"
+        with contextlib.suppress(Exception):
+            writer._write_records()
+    except OSError as exc:
+        status, code = "failed", 1
+        reason = "disk full" if exc.errno == errno.ENOSPC else str(exc).splitlines()[0]
+        message = f"I/O error writing {path}: {reason}"
+    finally:
+        progress.close()
+    summary = None
+    try:
+        writer.close(status, message)
+        summary = summarize_file(path, cfg)
+        writer.close(status, message, summary=summary)
+    except OSError as exc:
+        if not message:
+            status, code = "failed", 1
+            message = f"I/O error finishing {path}: {str(exc).splitlines()[0]}"
+    return RunResult(path, status, step, writer.n_records, message, code)
+
+
+def step_of(writer: RunWriter) -> int:
+    with contextlib.suppress(Exception):
+        return int(writer.f["checkpoint/meta"][2])
+    return -1
+
+
+def check_output(path: str, force: bool) -> None:
+    """Refuse to overwrite without force; check that the directory is writable."""
+    if os.path.isdir(path):
+        raise ConfigError("out", "a file path, not a directory", path)
+    if os.path.exists(path) and not force:
+        raise ConfigError("out", "a new file (it exists; pass --force to overwrite)", path)
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise ConfigError("out", "a path in an existing directory", path)
+    if not os.access(d, os.W_OK):
+        raise ConfigError("out", "a path in a writable directory", path)
+
+
+def run_sample(cfg: SampleConfig, path: str, *, force: bool = False,
+               command_line: str = "", progress: bool = True) -> RunResult:
+    """Run a sampling job into a new HDF5 file.
+
+    Parameters
+    ----------
+    cfg : SampleConfig
+    path : str
+        Output file (refused if it exists, unless ``force``).
+    force : bool
+    command_line : str
+        Recorded in the file.
+    progress : bool
+        Show a progress line on stderr.
+
+    Returns
+    -------
+    RunResult
+    """
+    check_output(path, force)
+    task, model, theory, observables, sampler = build_run(cfg)
+    state = sampler.init()
+    T, M = len(cfg.temperatures), cfg.copies
+    shapes = {k: record_shape(k, T, M) for k in SHAPES}
+    dtypes = {"step": "i8"}
+    temps = _temperatures(sampler, state)
+    attrs = {"config": cfg.to_dict(), "seeds": {**task.seeds,
+                                                 "sampler_seed": sampler_seed(cfg.task.seed)},
+             "command_line": command_line, "model": cfg.model, "sampler": cfg.sampler,
+             "representation": model.representation, "n_spins": model.n_spins,
+             "total_steps": cfg.total_steps, "burn_in": cfg.burn_in}
+    snap_shape = (T, M, model.n_spins) if cfg.snapshot_every else None
+    create_layout(path, attrs=attrs, temperatures=temps,
+                  theory=exact_references(theory, 1.0 / temps, cfg.model == "factored"),
+                  record_shapes=shapes, record_dtypes=dtypes,
+                  checkpoint=sampler.state_to_dict(state), snapshot_shape=snap_shape)
+    return _execute(cfg, path, sampler, state, observables, 0, progress, theory is not None)
+
+
+def resume_run(path: str, steps: int | None = None, progress: bool = True) -> RunResult:
+    """Continue a run from its last checkpoint (after Ctrl-C, SIGTERM, SIGKILL, a crash).
+
+    Parameters
+    ----------
+    path : str
+    steps : int, optional
+        New number of production steps (default: the original); must not be below what
+        was already done.
+    progress : bool
+    """
+    with open_run(path) as f:
+        attrs = read_attrs(f)
+    cfg = SampleConfig.from_dict(attrs["config"])
+    if steps is not None:
+        cfg = cfg.replace(steps=steps)
+    _, _, _, observables, sampler = build_run(cfg)
+    _, state_dict, meta = copy_for_resume(path)
+    if meta["step"] > cfg.total_steps:
+        raise ConfigError("steps", f">= {meta['step'] - cfg.burn_in} (already done)", steps)
+    if steps is not None:
+        import h5py
+
+        with h5py.File(path, "r+", libver="latest") as f:
+            f.attrs["config"] = __import__("json").dumps(cfg.to_dict(), sort_keys=True)
+            f.attrs["total_steps"] = cfg.total_steps
+    state = sampler.state_from_dict(state_dict)
+    return _execute(cfg, path, sampler, state, observables, meta["step"], progress, True)
+
+
+# --------------------------------------------------------------------------- summary
+def summarize_file(path: str, cfg: SampleConfig | None = None) -> dict[str, dict]:
+    """Post-burn-in mean, standard error, τ_int, ESS and exact value per temperature.
+
+    Standard errors come from the integrated autocorrelation time of each copy's series
+    (records after burn-in), pooled over copies (or pairs) as independent chains.
+    """
+    with open_run(path) as f:
+        attrs = read_attrs(f)
+        cfg = cfg or SampleConfig.from_dict(attrs["config"])
+        traces = read_traces(f)
+        theory = {k: f[f"theory/{k}"][...] for k in f["theory"]}
+    steps = traces["step"]
+    keep = steps > cfg.burn_in
+    out: dict[str, dict] = {}
+    for name, data in traces.items():
+        if name == "step" or data.ndim < 2:
+            continue
+        x = data[keep]
+        T = data.shape[1]
+        stats = summarize_columns(x.reshape(x.shape[0], T, -1))
+        stats["exact"] = theory.get(name, np.full(T, np.nan))
+        out[name] = stats
+    return out
+
+
+__all__ = ["RunResult", "StoreError", "resume_run", "run_sample", "summarize_file"]
+
+
+def file_info(path: str) -> dict[str, Any]:
+    """Everything `spinicl info` shows: config, status, progress, summary with z-scores.
+
+    Works on a running, interrupted, failed or killed file (read-only SWMR open). Where
+    the file holds no /summary yet, it is computed from the records so far.
+    """
+    from spinicl.store import read_checkpoint
+
+    with open_run(path) as f:
+        attrs = read_attrs(f)
+        _, meta = read_checkpoint(f)
+        n_records = f["trace/step"].shape[0]
+        step = int(f["trace/step"][-1]) if n_records else 0
+        temps = f["ladder/T"][...]
+        has_summary = "summary" in f
+        summary = ({name: {k: f[f"summary/{name}/{k}"][...] for k in f[f"summary/{name}"]}
+                    for name in f["summary"]} if has_summary else None)
+        swap = f["trace/swap_accept"][...] if "trace/swap_accept" in f else None
+    cfg = SampleConfig.from_dict(attrs["config"])
+    if summary is None:
+        summary = summarize_file(path, cfg) if n_records else {}
+    table: dict[str, list[dict]] = {}
+    worst = None
+    for name, st in summary.items():
+        rows = []
+        for k in range(len(temps)):
+            row = {s: float(st[s][k]) for s in ("mean", "stderr", "tau_int", "ess", "exact")}
+            z = None
+            if np.isfinite(row["exact"]) and row["stderr"] > 0:
+                z = (row["mean"] - row["exact"]) / row["stderr"]
+                worst = abs(z) if worst is None else max(worst, abs(z))
+            row["z"] = z
+            rows.append(row)
+        table[name] = rows
+    swap_mean = None
+    if swap is not None and swap.size and swap.shape[1]:
+        keep = np.isfinite(swap)
+        swap_mean = [float(np.mean(swap[keep[:, j], j])) if keep[:, j].any() else float("nan")
+                     for j in range(swap.shape[1])]
+    return {"path": path, "status": attrs.get("status"), "message": attrs.get("message", ""),
+            "config": cfg.to_dict(), "seeds": attrs.get("seeds"),
+            "command_line": attrs.get("command_line"), "created": attrs.get("created"),
+            "updated": attrs.get("updated"), "step": step, "total_steps": cfg.total_steps,
+            "n_records": n_records, "checkpoint_step": meta["step"],
+            "temperatures": [float(t) for t in temps], "swap_accept": swap_mean,
+            "summary": table, "max_abs_z": worst}

@@ -1,0 +1,701 @@
+"""Sweeps over task diversity × context length × weight decay × disorder (DESIGN §5).
+
+A sweep is a TOML grid; one grid point = one disorder sample = one run, whose replica
+exchange covers the temperature axis. Points run on an executor (a local process pool,
+a Dask cluster, or a Dask LocalCluster on loopback); the coordinator is the single writer.
+
+Crash safety: each finished point is first written to its own small HDF5 file in the
+journal folder ``OUT.points/`` (temporary name + ``os.replace``: atomic), then merged into
+the sweep file, which is opened only for short merges. A rerun merges what the journal
+holds, skips every completed point and runs the rest (failed points are retried); the
+journal is removed once the sweep is complete. A point lost with a worker is simply run
+again: the writer keys results by point id, so nothing is lost or written twice.
+
+Sweep file layout::
+
+    /            attrs: format = "spinicl-sweep", format_version, config (JSON),
+                        config_hash, spinicl_version, command_line, status
+    /grid/<col>  one row per point: id, D, N, P, K, alpha, lam, seed, status, message,
+                 seconds
+    /points/<id>/ladder/T, /points/<id>/summary/<obs>/{mean, stderr, tau_int, ess, exact}
+                 (the run layout's summary; in theory mode mean = exact, stderr = 0)
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import dataclasses
+import hashlib
+import itertools
+import json
+import multiprocessing as mp
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+import h5py
+import numpy as np
+
+from spinicl import __version__
+from spinicl.config import (
+    ConfigError,
+    SampleConfig,
+    TaskConfig,
+    check_choice,
+    check_int,
+    parse_temperatures,
+)
+
+FORMAT_NAME = "spinicl-sweep"
+FORMAT_VERSION = 1
+MODES = ("sample", "theory")
+EXECUTORS = ("local", "dask", "dask-local")
+#: Grid axes, in the order of the product (the last varies fastest).
+AXES = ("P", "alpha", "K", "N", "lam", "seed")
+GRID_COLUMNS = ("id", "D", "N", "P", "K", "alpha", "lam", "seed", "status", "message",
+                "seconds")
+TASK_KEYS = tuple(f.name for f in dataclasses.fields(TaskConfig))
+SAMPLE_KEYS = ("model", "dk", "sampler", "step", "gamma", "precondition", "temps", "beta",
+               "copies", "steps", "burn_in", "record_every", "swap_every", "adapt_ladder",
+               "representation", "memory_budget")
+SECTIONS = {"sweep": ("mode", "name"), "task": TASK_KEYS, "grid": AXES,
+            "sampler": SAMPLE_KEYS}
+
+PRESETS: dict[str, str] = {
+    "demo": """
+# spinicl demo sweep: D = 10, six task diversities α = P/D² from 0.1 to 3, an 8-rung
+# temperature ladder T ∈ [1e-5, 1e-1], two disorder seeds; MALA with replica exchange.
+[sweep]
+mode = "sample"
+name = "demo"
+
+[task]
+D = 10
+N = 20
+lam = 0.01
+test_prompts = 500
+
+[grid]
+alpha = [0.1, 0.2, 0.45, 0.9, 1.5, 3.0]
+seed = [0, 1]
+
+[sampler]
+sampler = "mala"
+temps = "1e-5:1e-1:8"
+copies = 2
+steps = 4000
+burn_in = 1000
+record_every = 20
+swap_every = 10
+""",
+    "theory-demo": """
+# The demo grid with the exact solution only (fast path, finer grid).
+[sweep]
+mode = "theory"
+name = "theory-demo"
+
+[task]
+D = 10
+N = 20
+lam = 0.01
+test_prompts = 1000
+
+[grid]
+alpha = [0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 0.9, 1.2, 1.5, 2.0, 3.0, 5.0]
+seed = [0, 1, 2]
+
+[sampler]
+temps = "1e-5:1e-1:16"
+""",
+}
+
+
+# --------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class PointSpec:
+    """One grid point: its id, task and sampling configuration."""
+
+    id: int
+    mode: str
+    sample: SampleConfig
+
+    @property
+    def task(self) -> TaskConfig:
+        return self.sample.task
+
+    def row(self) -> dict[str, Any]:
+        t = self.task
+        return {"id": self.id, "D": t.D, "N": t.N, "P": t.P, "K": t.pool_size,
+                "alpha": t.alpha, "lam": t.lam, "seed": t.seed}
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A validated sweep: mode, fixed task keys, grid axes and sampling options."""
+
+    mode: str
+    name: str
+    task: dict[str, Any]
+    grid: dict[str, list]
+    sampler: dict[str, Any]
+    source: str = "<preset>"
+    points: tuple[PointSpec, ...] = field(default=(), compare=False)
+
+    def canonical(self) -> dict[str, Any]:
+        return {"mode": self.mode, "name": self.name, "task": self.task, "grid": self.grid,
+                "sampler": self.sampler}
+
+    @property
+    def hash(self) -> str:
+        text = json.dumps(self.canonical(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """Line number (1-based) where ``key`` is assigned in a TOML text."""
+    pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=|^\s*\[\s*{re.escape(key)}\s*\]")
+    for i, line in enumerate(text.splitlines(), 1):
+        if pat.search(line):
+            return i
+    return None
+
+
+def _where(source: str, text: str, key: str) -> str:
+    line = _line_of(text, key)
+    return f"{source}, line {line}" if line else source
+
+
+def parse_sweep(text: str, source: str = "<preset>") -> SweepConfig:
+    """Parse and validate a sweep TOML text.
+
+    Raises
+    ------
+    ConfigError
+        Unknown key or section, wrong type, bad value or empty grid; the message names the
+        file, the line and the key.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", "valid TOML", source, str(exc)) from None
+    for sec, body in data.items():
+        if sec not in SECTIONS:
+            raise ConfigError("config", "sections [sweep], [task], [grid], [sampler]",
+                              sec, f"unknown section ({_where(source, text, sec)})")
+        if not isinstance(body, dict):
+            raise ConfigError("config", f"a table [{sec}]", body, _where(source, text, sec))
+        for key in body:
+            if key not in SECTIONS[sec]:
+                raise ConfigError(f"{sec}.{key}", "a known key: " + ", ".join(SECTIONS[sec]),
+                                  key, f"unknown key ({_where(source, text, key)})")
+    sw = data.get("sweep", {})
+    mode = sw.get("mode", "sample")
+    if mode not in MODES:
+        raise ConfigError("sweep.mode", "sample or theory", mode, _where(source, text, "mode"))
+    name = str(sw.get("name", "sweep"))
+    task = dict(data.get("task", {}))
+    grid = {k: v for k, v in data.get("grid", {}).items()}
+    sampler = dict(data.get("sampler", {}))
+    for k, v in grid.items():
+        if not isinstance(v, list):
+            grid[k] = [v]
+        if not grid[k]:
+            raise ConfigError(f"grid.{k}", "a non-empty list", v,
+                              f"empty grid ({_where(source, text, k)})")
+    if sum(k in grid for k in ("P", "alpha")) > 1:
+        raise ConfigError("grid", "at most one of P and alpha", sorted(grid),
+                          _where(source, text, "alpha"))
+    for k in grid:
+        if k in task:
+            raise ConfigError(f"task.{k}", "given either in [task] or in [grid], not both",
+                              k, _where(source, text, k))
+    cfg = SweepConfig(mode=mode, name=name, task=task, grid=grid, sampler=sampler,
+                      source=source)
+    points = _expand(cfg, text)
+    if not points:
+        raise ConfigError("grid", "at least one point", 0, source)
+    return dataclasses.replace(cfg, points=tuple(points))
+
+
+def _expand(cfg: SweepConfig, text: str) -> list[PointSpec]:
+    axes = [k for k in AXES if k in cfg.grid]
+    values = [cfg.grid[k] for k in axes]
+    s = dict(cfg.sampler)
+    try:
+        temps = parse_temperatures(s.pop("temps", None), s.pop("beta", None))
+    except ConfigError as exc:
+        raise ConfigError(f"sampler.{exc.param}", exc.allowed, exc.got,
+                          _where(cfg.source, text, exc.param)) from None
+    points = []
+    for i, combo in enumerate(itertools.product(*values)):
+        kw = dict(cfg.task)
+        for k, v in zip(axes, combo, strict=True):
+            if k == "alpha":
+                D = int(kw.get("D", TaskConfig.D))
+                try:
+                    kw["P"] = max(1, round(float(v) * D * D))
+                except (TypeError, ValueError):
+                    raise ConfigError("grid.alpha", "numbers > 0", v,
+                                      _where(cfg.source, text, "alpha")) from None
+            else:
+                kw[k] = v
+        try:
+            task = TaskConfig(**kw)
+            sample = SampleConfig(task=task, temperatures=temps, **s)
+        except ConfigError as exc:
+            key = exc.param
+            raise ConfigError(key, exc.allowed, exc.got,
+                              f"{exc.note + '; ' if exc.note else ''}"
+                              f"{_where(cfg.source, text, key)}") from None
+        except TypeError as exc:
+            raise ConfigError("config", "keys of the right type", cfg.source,
+                              str(exc)) from None
+        points.append(PointSpec(i, cfg.mode, sample))
+    if cfg.mode == "theory" and points and points[0].sample.model != "merged":
+        raise ConfigError("sweep.mode", "sample for the factored model (theory mode needs "
+                          "the Gaussian merged model)", "theory")
+    return points
+
+
+def load_sweep(path: str | None = None, preset: str | None = None) -> SweepConfig:
+    """A sweep from a TOML file or a built-in preset."""
+    if (path is None) == (preset is None):
+        raise ConfigError("config", "a TOML file or --preset NAME (one of them)", path)
+    if preset is not None:
+        check_choice("preset", preset, tuple(PRESETS))
+        return parse_sweep(PRESETS[preset], f"<preset {preset}>")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError("config", "a readable TOML file", path, exc.strerror) from None
+    return parse_sweep(text, path)
+
+
+# --------------------------------------------------------------------------- points
+def run_point(spec: PointSpec, scratch: str | None = None) -> dict[str, Any]:
+    """Run one grid point (in a worker). Never raises: a failure is returned as status.
+
+    Returns
+    -------
+    dict with id, status ("done"/"failed"), message, seconds, temperatures (T,),
+    summary {observable: {mean, stderr, tau_int, ess, exact}: (T,) arrays}.
+    """
+    from threadpoolctl import threadpool_limits
+
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"id": spec.id, "status": "done", "message": ""}
+    try:
+        with contextlib.suppress(Exception):
+            import numba
+
+            numba.set_num_threads(1)
+        with threadpool_limits(limits=1, user_api="blas"):
+            if spec.mode == "theory":
+                temps, summary = _theory_point(spec)
+            else:
+                temps, summary = _sample_point(spec, scratch)
+        out["temperatures"] = temps
+        out["summary"] = summary
+    except Exception as exc:  # noqa: BLE001 - a failed point is data, not a crash
+        out["status"] = "failed"
+        out["message"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _theory_point(spec: PointSpec) -> tuple[np.ndarray, dict]:
+    from spinicl.models import build_model
+    from spinicl.observables import exact_references
+    from spinicl.prompts import make_task
+    from spinicl.theory import gaussian_theory
+
+    cfg = spec.sample
+    task = make_task(cfg.task)
+    model = build_model(task, "merged", representation=cfg.representation,
+                        memory_budget=cfg.memory_budget)
+    th = gaussian_theory(model, task, seed=cfg.task.seed)
+    temps = np.asarray(cfg.temperatures, dtype=float)
+    ref = exact_references(th, 1.0 / temps)
+    T = len(temps)
+    summary = {}
+    for name, exact in ref.items():
+        if name in ("accept", "swap_accept"):
+            continue
+        mean = exact.copy()
+        if name == "alignment":
+            mean = np.full(T, th.alignment)
+        elif name == "gd_cosine":
+            mean = np.full(T, th.gd_cosine)
+        summary[name] = {"mean": mean, "stderr": np.zeros(T), "tau_int": np.full(T, np.nan),
+                         "ess": np.full(T, np.inf), "exact": exact}
+    summary["free_energy"] = {k: v for k, v in summary["energy"].items()}
+    summary["free_energy"]["mean"] = np.array([th.free_energy(1 / t) for t in temps])
+    summary["free_energy"]["exact"] = summary["free_energy"]["mean"].copy()
+    return temps, summary
+
+
+def _sample_point(spec: PointSpec, scratch: str | None) -> tuple[np.ndarray, dict]:
+    from spinicl.runner import run_sample
+    from spinicl.store import open_run
+
+    d = tempfile.mkdtemp(prefix=f"point{spec.id}-", dir=scratch)
+    try:
+        path = os.path.join(d, "run.h5")
+        res = run_sample(spec.sample, path, progress=False)
+        if res.status != "complete":
+            raise RuntimeError(res.message or res.status)
+        with open_run(path) as f:
+            temps = f["ladder/T"][...]
+            summary = {name: {k: f[f"summary/{name}/{k}"][...] for k in f[f"summary/{name}"]}
+                       for name in f["summary"]}
+        return temps, summary
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- writer
+def _write_point_group(g: h5py.Group, result: dict[str, Any]) -> None:
+    g.create_dataset("ladder/T", data=np.asarray(result["temperatures"], dtype=float))
+    for name, stats in result["summary"].items():
+        for k, v in stats.items():
+            g.create_dataset(f"summary/{name}/{k}", data=np.asarray(v, dtype=float))
+
+
+def _write_journal(journal: str, result: dict[str, Any]) -> None:
+    """One finished point into its own file, atomically."""
+    final = os.path.join(journal, f"{result['id']}.h5")
+    tmp = final + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        f.attrs["id"] = result["id"]
+        f.attrs["status"] = result["status"]
+        f.attrs["message"] = result["message"]
+        f.attrs["seconds"] = result["seconds"]
+        if result["status"] == "done":
+            _write_point_group(f, result)
+    os.replace(tmp, final)
+
+
+def _read_journal(path: str) -> dict[str, Any] | None:
+    try:
+        with h5py.File(path, "r") as f:
+            out = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+            out["id"] = int(out["id"])
+            if out["status"] == "done":
+                out["temperatures"] = f["ladder/T"][...]
+                out["summary"] = {n: {k: f[f"summary/{n}/{k}"][...] for k in f[f"summary/{n}"]}
+                                  for n in f["summary"]}
+        return out
+    except (OSError, KeyError):
+        return None  # a torn journal entry: the point simply runs again
+
+
+class SweepWriter:
+    """The single writer of a sweep file (coordinator side)."""
+
+    def __init__(self, path: str, cfg: SweepConfig, command_line: str = ""):
+        self.path = path
+        self.cfg = cfg
+        self.journal = path + ".points"
+        os.makedirs(self.journal, exist_ok=True)
+        if os.path.exists(path):
+            self._check_existing()
+        else:
+            self._create(command_line)
+        self.status = self._read_status()
+        self._pending: list[dict[str, Any]] = []
+        self.merge_journal()
+
+    def _create(self, command_line: str) -> None:
+        tmp = self.path + ".tmp"
+        pts = self.cfg.points
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT_NAME
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["spinicl_version"] = __version__
+            f.attrs["config"] = json.dumps(self.cfg.canonical(), sort_keys=True)
+            f.attrs["config_hash"] = self.cfg.hash
+            f.attrs["command_line"] = command_line
+            f.attrs["status"] = "running"
+            rows = [p.row() for p in pts]
+            for col in ("id", "D", "N", "P", "K", "seed"):
+                f.create_dataset(f"grid/{col}", data=np.array([r[col] for r in rows],
+                                                              dtype=np.int64))
+            for col in ("alpha", "lam"):
+                f.create_dataset(f"grid/{col}", data=np.array([r[col] for r in rows],
+                                                              dtype=float))
+            f.create_dataset("grid/seconds", data=np.full(len(pts), np.nan))
+            st = h5py.string_dtype()
+            f.create_dataset("grid/status", data=np.array(["pending"] * len(pts), dtype=object),
+                             dtype=st)
+            f.create_dataset("grid/message", data=np.array([""] * len(pts), dtype=object),
+                             dtype=st)
+            f.create_group("points")
+        os.replace(tmp, self.path)
+
+    def _check_existing(self) -> None:
+        try:
+            with h5py.File(self.path, "r") as f:
+                fmt = f.attrs.get("format")
+                h = f.attrs.get("config_hash")
+        except OSError as exc:
+            raise ConfigError("out", "a readable spinicl sweep file (or a new path)",
+                              self.path, str(exc).splitlines()[0]) from None
+        if fmt != FORMAT_NAME:
+            raise ConfigError("out", "a spinicl sweep file (or a new path)", self.path,
+                              "the file exists and is not a sweep file")
+        if h != self.cfg.hash:
+            raise ConfigError("out", "a sweep file made from the same config (or a new "
+                              "path)", self.path, f"it belongs to config {h}, this is "
+                              f"{self.cfg.hash}")
+
+    def _read_status(self) -> list[str]:
+        with h5py.File(self.path, "r") as f:
+            return [s.decode() if isinstance(s, bytes) else s for s in f["grid/status"][...]]
+
+    def merge_journal(self) -> int:
+        """Merge finished points from the journal that the sweep file lacks."""
+        new = []
+        for name in os.listdir(self.journal):
+            if not name.endswith(".h5"):
+                continue
+            pid = int(name[:-3])
+            if self.status[pid] == "done":
+                continue
+            r = _read_journal(os.path.join(self.journal, name))
+            if r is not None:
+                new.append(r)
+        self._pending.extend(new)
+        self.flush()
+        return len(new)
+
+    def add(self, result: dict[str, Any]) -> None:
+        _write_journal(self.journal, result)
+        self._pending.append(result)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        with h5py.File(self.path, "r+") as f:
+            for r in self._pending:
+                pid = r["id"]
+                key = f"points/{pid}"
+                if key in f:
+                    del f[key]
+                if r["status"] == "done":
+                    _write_point_group(f.create_group(key), r)
+                f["grid/status"][pid] = r["status"]
+                f["grid/message"][pid] = r.get("message", "")
+                f["grid/seconds"][pid] = r.get("seconds", np.nan)
+                self.status[pid] = r["status"]
+        self._pending.clear()
+
+    def close(self, interrupted: bool = False) -> None:
+        self.flush()
+        complete = all(s in ("done", "failed") for s in self.status)
+        with h5py.File(self.path, "r+") as f:
+            f.attrs["status"] = ("complete" if complete and not interrupted else
+                                 "interrupted" if interrupted else "incomplete")
+        if complete and not any(s == "failed" for s in self.status):
+            shutil.rmtree(self.journal, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- executors
+class SweepProgress:
+    """One status line over grid points: done / running / failed, ETA."""
+
+    def __init__(self, total: int, already: int, enabled: bool):
+        self.total, self.already, self.enabled = total, already, enabled
+        self.t0 = time.monotonic()
+
+    def show(self, done: int, running: int, failed: int) -> None:
+        if not self.enabled:
+            return
+        new = done + failed - self.already
+        el = time.monotonic() - self.t0
+        left = self.total - done - failed
+        eta = el / new * left if new > 0 else float("nan")
+        eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if np.isfinite(eta) else "--:--:--"
+        frac = (done + failed) / self.total
+        bar = "#" * int(30 * frac)
+        sys.stderr.write(f"\r[{bar:<30s}] points: {done} done, {running} running, {failed} "
+                         f"failed of {self.total}  ETA {eta_s} ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+@dataclass
+class SweepResult:
+    path: str
+    done: int
+    failed: int
+    total: int
+    interrupted: bool = False
+    ran: int = 0
+
+
+def run_sweep(cfg: SweepConfig, out: str, *, executor: str = "local",
+              workers: int | None = None, scheduler: str | None = None,
+              progress: bool = True, command_line: str = "",
+              connect_timeout: float = 5.0) -> SweepResult:
+    """Run (or continue) a sweep into ``out``.
+
+    Parameters
+    ----------
+    cfg : SweepConfig
+    out : str
+        Sweep file; an existing one must come from the same config (it is continued).
+    executor : {"local", "dask", "dask-local"}
+    workers : int, optional
+        Local processes / LocalCluster workers (default: the number of cores).
+    scheduler : str, optional
+        Address of a running Dask scheduler (executor "dask").
+    """
+    executor = check_choice("executor", executor, EXECUTORS)
+    workers = os.cpu_count() or 1 if workers is None else check_int("workers", workers, 1)
+    if executor == "dask" and not scheduler:
+        raise ConfigError("scheduler", "an address such as tcp://host:8786 with "
+                          "--executor dask", scheduler)
+    d = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(d) or not os.access(d, os.W_OK):
+        raise ConfigError("out", "a path in an existing, writable directory", out)
+    client = None
+    cluster = None
+    if executor in ("dask", "dask-local"):
+        client, cluster = _dask_client(executor, scheduler, workers, connect_timeout)
+    writer = SweepWriter(out, cfg, command_line)
+    todo = [p for p in cfg.points if writer.status[p.id] != "done"]
+    n_done = sum(s == "done" for s in writer.status)
+    prog = SweepProgress(len(cfg.points), n_done, progress)
+    failed = 0
+    interrupted = False
+    ran = 0
+    try:
+        if client is not None:
+            gen = _dask_results(client, todo)
+        else:
+            gen = _local_results(todo, workers)
+        running = min(len(todo), workers)
+        prog.show(n_done, running, failed)
+        last = time.monotonic()
+        for r in gen:
+            writer.add(r)
+            ran += 1
+            if r["status"] == "done":
+                n_done += 1
+            else:
+                failed += 1
+            left = len(todo) - ran
+            prog.show(n_done, min(left, workers), failed)
+            if time.monotonic() - last > 2.0:
+                writer.flush()
+                last = time.monotonic()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        prog.close()
+        writer.close(interrupted)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+    return SweepResult(out, n_done, failed, len(cfg.points), interrupted, ran)
+
+
+def _local_results(todo: list[PointSpec], workers: int):
+    """Yield results from a process pool; a lost worker process restarts the pool and
+    the unfinished points run again."""
+    remaining = {p.id: p for p in todo}
+    ctx = mp.get_context("spawn")
+    barren = 0  # pool restarts in a row that finished no point
+    while remaining:
+        if barren >= 3:
+            for pid in sorted(remaining):
+                yield {"id": pid, "status": "failed", "seconds": float("nan"),
+                       "message": "worker processes keep dying (3 pool restarts without "
+                                  "progress)"}
+            return
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        progressed = False
+        try:
+            futs = {pool.submit(run_point, p): pid for pid, p in remaining.items()}
+            for fut in cf.as_completed(futs):
+                try:
+                    r = fut.result()
+                except cf.process.BrokenProcessPool:
+                    break  # a worker died: resubmit what is left
+                remaining.pop(futs[fut], None)
+                progressed = True
+                yield r
+            barren = 0 if progressed else barren + 1
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+            raise
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _dask_client(executor: str, scheduler: str | None, workers: int, timeout: float):
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("executor", "local (dask is not installed: pip install "
+                          "'spinicl[dask]')", executor) from None
+    if executor == "dask-local":
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None)
+        return Client(cluster), cluster
+    try:
+        client = Client(scheduler, timeout=f"{timeout}s")
+    except (OSError, TimeoutError) as exc:
+        raise ConfigError("scheduler", "the address of a running Dask scheduler", scheduler,
+                          f"no answer within {timeout:g} s ({type(exc).__name__})") from None
+    return client, None
+
+
+def _dask_results(client, todo: list[PointSpec]):
+    from dask.distributed import as_completed
+
+    futs = [client.submit(run_point, p, key=f"spinicl-point-{p.id}-{time.time_ns()}",
+                          pure=False, retries=2) for p in todo]
+    try:
+        for fut in as_completed(futs):
+            try:
+                yield fut.result()
+            except Exception as exc:  # noqa: BLE001 - the task died (lost workers)
+                pid = todo[futs.index(fut)].id
+                yield {"id": pid, "status": "failed", "seconds": float("nan"),
+                       "message": f"{type(exc).__name__}: {exc}"}
+    except KeyboardInterrupt:
+        client.cancel(futs)
+        raise
+
+
+# --------------------------------------------------------------------------- reading
+def read_grid(path: str) -> dict[str, np.ndarray]:
+    """The /grid table of a sweep file as arrays."""
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != FORMAT_NAME:
+            raise ConfigError("path", "a spinicl sweep file", path)
+        out = {}
+        for k in f["grid"]:
+            v = f[f"grid/{k}"][...]
+            if v.dtype == object:
+                v = np.array([s.decode() if isinstance(s, bytes) else s for s in v])
+            out[k] = v
+        return out
