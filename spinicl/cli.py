@@ -512,16 +512,18 @@ def format_info(d: dict) -> str:
         lines.append("swap acceptance per pair: "
                      + " ".join(_fmt(x, 5).strip() for x in d["swap_accept"]))
     lines.append("")
-    lines.append(f"{'observable':26s}{'T':>10s}{'mean':>12s}{'± stderr':>11s}{'exact':>12s}"
-                 f"{'z':>7s}{'τ_int':>8s}{'ESS':>8s}")
+    lines.append(f"{'observable':26s}{'T':>10s} {'mean':>11s} {'± stderr':>10s} "
+                 f"{'exact':>11s} {'z':>6s} {'τ_int':>7s} {'ESS':>8s}")
     for name, rows in d["summary"].items():
         for k, row in enumerate(rows):
             z = row.get("z")
+            zs = f"{z:+6.2f}" if z is not None else "".rjust(6)
+            tau = f"{row['tau_int']:7.1f}" if np.isfinite(row["tau_int"]) else "—".rjust(7)
+            ess = f"{row['ess']:8.0f}" if np.isfinite(row["ess"]) else "—".rjust(8)
             lines.append(
-                f"{(name if k == 0 else ''):26s}{d['temperatures'][k]:10.3g}"
-                f"{_fmt(row['mean'])}{_fmt(row['stderr'], 11)}{_fmt(row['exact'])}"
-                f"{(_fmt(z, 7) if z is not None else ''.rjust(7))}"
-                f"{_fmt(row['tau_int'], 8)}{_fmt(row['ess'], 8)}")
+                f"{(name if k == 0 else ''):26s}{d['temperatures'][k]:10.3g} "
+                f"{_fmt(row['mean'], 11)} {_fmt(row['stderr'], 10)} {_fmt(row['exact'], 11)} "
+                f"{zs} {tau} {ess}")
     worst = d.get("max_abs_z")
     if worst is not None:
         lines.append("")

@@ -22,7 +22,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from spinicl.config import ConfigError, SampleConfig
-from spinicl.diagnostics import summarize_columns
+from spinicl.diagnostics import summarize
 from spinicl.models import build_model
 from spinicl.observables import SHAPES, ObservableSet, exact_references, record_shape
 from spinicl.prompts import make_task
@@ -326,6 +326,36 @@ def resume_run(path: str, steps: int | None = None, progress: bool = True) -> Ru
 
 
 # --------------------------------------------------------------------------- summary
+SUMMARY_STATS = ("mean", "stderr", "tau_int", "ess", "rhat")
+
+
+def summarize_columns(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-temperature statistics of a trace, the copies (or pairs) as chains.
+
+    Parameters
+    ----------
+    x : ndarray, shape (records, T, chains)
+
+    Returns
+    -------
+    dict stat → ndarray (T,): mean, stderr (from the pooled τ_int), tau_int (in records),
+    ess (summed over chains), rhat (split R-hat; NaN with one chain). All NaN where
+    fewer than 4 records.
+    """
+    T = x.shape[1]
+    out = {k: np.full(T, np.nan) for k in SUMMARY_STATS}
+    if x.shape[0] < 4:
+        return out
+    for k in range(T):
+        col = x[:, k, :]
+        if not np.all(np.isfinite(col)) or col.shape[1] == 0:
+            continue
+        st = summarize(col)
+        for name in SUMMARY_STATS:
+            out[name][k] = st.get(name, np.nan)
+    return out
+
+
 def summarize_file(path: str, cfg: SampleConfig | None = None) -> dict[str, dict]:
     """Post-burn-in mean, standard error, τ_int, ESS and exact value per temperature.
 
@@ -345,7 +375,7 @@ def summarize_file(path: str, cfg: SampleConfig | None = None) -> dict[str, dict
             continue
         x = data[keep]
         T = data.shape[1]
-        stats = summarize_columns(x.reshape(x.shape[0], T, -1))
+        stats = summarize_columns(x.reshape(x.shape[0], T, int(np.prod(data.shape[2:]))))
         stats["exact"] = theory.get(name, np.full(T, np.nan))
         out[name] = stats
     return out
@@ -379,7 +409,9 @@ def file_info(path: str) -> dict[str, Any]:
     worst = None
     for name, st in summary.items():
         rows = []
-        for k in range(len(temps)):
+        if name == "swap_accept":
+            continue  # per neighbouring pair, shown on its own line
+        for k in range(len(st["mean"])):
             row = {s: float(st[s][k]) for s in ("mean", "stderr", "tau_int", "ess", "exact")}
             z = None
             if np.isfinite(row["exact"]) and row["stderr"] > 0:
