@@ -70,7 +70,7 @@ SECTIONS = {"sweep": ("mode", "name"), "task": TASK_KEYS, "grid": AXES,
 
 PRESETS: dict[str, str] = {
     "demo": """
-# spinicl demo sweep: D = 10, six task diversities α = P/D² from 0.1 to 3, an 8-rung
+# spinicl demo sweep: D = 10, eight task diversities α = P/D² from 0.1 to 3, a 12-rung
 # temperature ladder T ∈ [1e-5, 1e-1], two disorder seeds; MALA with replica exchange.
 [sweep]
 mode = "sample"
@@ -83,15 +83,15 @@ lam = 0.01
 test_prompts = 500
 
 [grid]
-alpha = [0.1, 0.2, 0.45, 0.9, 1.5, 3.0]
+alpha = [0.1, 0.2, 0.35, 0.6, 0.9, 1.2, 2.0, 3.0]
 seed = [0, 1]
 
 [sampler]
 sampler = "mala"
-temps = "1e-5:1e-1:8"
+temps = "1e-5:1e-1:12"
 copies = 2
-steps = 4000
-burn_in = 1000
+steps = 8000
+burn_in = 2000
 record_every = 20
 swap_every = 10
 """,
@@ -641,8 +641,9 @@ def _local_results(todo: list[PointSpec], workers: int):
                 yield r
             barren = 0 if progressed else barren + 1
         except KeyboardInterrupt:
+            procs = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
-            for proc in list(getattr(pool, "_processes", {}).values()):
+            for proc in procs:
                 with contextlib.suppress(Exception):
                     proc.terminate()
             raise
