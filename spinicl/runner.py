@@ -26,6 +26,7 @@ from spinicl.diagnostics import summarize
 from spinicl.models import build_model
 from spinicl.observables import SHAPES, ObservableSet, exact_references, record_shape
 from spinicl.prompts import make_task
+from spinicl.signals import stop_requests
 from spinicl.store import (
     RunWriter,
     StoreError,
@@ -127,27 +128,6 @@ class Progress:
 
 
 # --------------------------------------------------------------------------- loop
-@contextlib.contextmanager
-def _signals_raise():
-    """SIGINT/SIGTERM set a flag; the loop stops at the next block boundary."""
-    flag: dict[str, int | None] = {"signum": None}
-
-    def handler(signum, _frame):
-        flag["signum"] = signum
-
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for s in old:
-            signal.signal(s, handler)
-    except ValueError:  # not in the main thread: no signal handling
-        old = {}
-    try:
-        yield flag
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 def _loop(cfg: SampleConfig, sampler, state, observables: ObservableSet, writer: RunWriter,
           progress: Progress, step: int) -> tuple[Any, int]:
     """Advance from ``step`` to ``cfg.total_steps``; returns (state, step)."""
@@ -155,7 +135,7 @@ def _loop(cfg: SampleConfig, sampler, state, observables: ObservableSet, writer:
 
     total, burn = cfg.total_steps, cfg.burn_in
     n_rec = writer.n_records
-    with _signals_raise() as flag:
+    with stop_requests() as flag:
         while step < total:
             if flag["signum"] is not None:
                 writer.flush(sampler.state_to_dict(state), step,

@@ -52,6 +52,7 @@ from spinicl.config import (
     check_int,
     parse_temperatures,
 )
+from spinicl.signals import stop_requests
 
 FORMAT_NAME = "spinicl-sweep"
 FORMAT_VERSION = 1
@@ -580,11 +581,13 @@ def run_sweep(cfg: SweepConfig, out: str, *, executor: str = "local",
     failed = 0
     interrupted = False
     ran = 0
+    stops = stop_requests()
+    flag = stops.__enter__()
     try:
         if client is not None:
-            gen = _dask_results(client, todo)
+            gen = _dask_results(client, todo, flag)
         else:
-            gen = _local_results(todo, workers)
+            gen = _local_results(todo, workers, flag)
         running = min(len(todo), workers)
         prog.show(n_done, running, failed)
         last = time.monotonic()
@@ -600,9 +603,10 @@ def run_sweep(cfg: SweepConfig, out: str, *, executor: str = "local",
             if time.monotonic() - last > 2.0:
                 writer.flush()
                 last = time.monotonic()
-    except KeyboardInterrupt:
+    except (SweepStopped, KeyboardInterrupt):
         interrupted = True
     finally:
+        stops.__exit__(None, None, None)
         prog.close()
         writer.close(interrupted)
         if client is not None:
@@ -614,9 +618,15 @@ def run_sweep(cfg: SweepConfig, out: str, *, executor: str = "local",
     return SweepResult(out, n_done, failed, len(cfg.points), interrupted, ran)
 
 
-def _local_results(todo: list[PointSpec], workers: int):
+class SweepStopped(Exception):
+    """SIGINT/SIGTERM reached the coordinator: stop after writing what is finished."""
+
+
+def _local_results(todo: list[PointSpec], workers: int, flag: dict):
     """Yield results from a process pool; a lost worker process restarts the pool and
-    the unfinished points run again."""
+    the unfinished points run again. Polls ``flag`` (a stop request) twice a second."""
+    from spinicl.signals import ignore_interrupts
+
     remaining = {p.id: p for p in todo}
     ctx = mp.get_context("spawn")
     barren = 0  # pool restarts in a row that finished no point
@@ -627,20 +637,29 @@ def _local_results(todo: list[PointSpec], workers: int):
                        "message": "worker processes keep dying (3 pool restarts without "
                                   "progress)"}
             return
-        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                      initializer=ignore_interrupts)
         progressed = False
+        broken = False
         try:
             futs = {pool.submit(run_point, p): pid for pid, p in remaining.items()}
-            for fut in cf.as_completed(futs):
-                try:
-                    r = fut.result()
-                except cf.process.BrokenProcessPool:
-                    break  # a worker died: resubmit what is left
-                remaining.pop(futs[fut], None)
-                progressed = True
-                yield r
+            pending = set(futs)
+            while pending and not broken:
+                done, pending = cf.wait(pending, timeout=0.5,
+                                        return_when=cf.FIRST_COMPLETED)
+                if flag["signum"] is not None:
+                    raise SweepStopped
+                for fut in done:
+                    try:
+                        r = fut.result()
+                    except cf.process.BrokenProcessPool:
+                        broken = True  # a worker died: resubmit what is left
+                        continue
+                    remaining.pop(futs[fut], None)
+                    progressed = True
+                    yield r
             barren = 0 if progressed else barren + 1
-        except KeyboardInterrupt:
+        except SweepStopped:
             procs = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
             for proc in procs:
@@ -669,21 +688,27 @@ def _dask_client(executor: str, scheduler: str | None, workers: int, timeout: fl
     return client, None
 
 
-def _dask_results(client, todo: list[PointSpec]):
-    from dask.distributed import as_completed
-
-    futs = [client.submit(run_point, p, key=f"spinicl-point-{p.id}-{time.time_ns()}",
-                          pure=False, retries=2) for p in todo]
+def _dask_results(client, todo: list[PointSpec], flag: dict):
+    futs = {client.submit(run_point, p, key=f"spinicl-point-{p.id}-{time.time_ns()}",
+                          pure=False, retries=2): p.id for p in todo}
+    pending = set(futs)
     try:
-        for fut in as_completed(futs):
-            try:
-                yield fut.result()
-            except Exception as exc:  # noqa: BLE001 - the task died (lost workers)
-                pid = todo[futs.index(fut)].id
-                yield {"id": pid, "status": "failed", "seconds": float("nan"),
-                       "message": f"{type(exc).__name__}: {exc}"}
-    except KeyboardInterrupt:
-        client.cancel(futs)
+        while pending:
+            if flag["signum"] is not None:
+                raise SweepStopped
+            done = {f for f in pending if f.done()}
+            if not done:
+                time.sleep(0.2)
+                continue
+            pending -= done
+            for fut in done:
+                try:
+                    yield fut.result()
+                except Exception as exc:  # noqa: BLE001 - the task died (lost workers)
+                    yield {"id": futs[fut], "status": "failed", "seconds": float("nan"),
+                           "message": f"{type(exc).__name__}: {exc}"}
+    except SweepStopped:
+        client.cancel(list(pending))
         raise
 
 
