@@ -13,8 +13,6 @@ import contextlib
 import errno
 import os
 import signal
-import sys
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +23,7 @@ from spinicl.config import ConfigError, SampleConfig
 from spinicl.diagnostics import summarize
 from spinicl.models import build_model
 from spinicl.observables import SHAPES, ObservableSet, exact_references, record_shape
+from spinicl.progress import ProgressLine
 from spinicl.prompts import make_task
 from spinicl.signals import stop_requests
 from spinicl.store import (
@@ -96,40 +95,9 @@ def _temperatures(sampler, state) -> np.ndarray:
     return 1.0 / np.asarray(sampler.report(state)["betas"], dtype=float)
 
 
-# --------------------------------------------------------------------------- progress
-class Progress:
-    """One status line on stderr: steps, percent, ETA, ⟨E⟩ of the coldest rung, acceptance."""
-
-    def __init__(self, total: int, start: int = 0, enabled: bool = True):
-        self.total, self.start = total, start
-        self.enabled = enabled
-        self.t0 = time.monotonic()
-        self.last = 0.0
-
-    def update(self, step: int, energy: float, accept: float, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self.last < 0.5):
-            return
-        self.last = now
-        done = step - self.start
-        rate = done / max(now - self.t0, 1e-9)
-        eta = (self.total - step) / rate if rate > 0 else float("inf")
-        frac = step / self.total
-        bar = "#" * int(30 * frac)
-        eta_s = time.strftime("%M:%S", time.gmtime(eta)) if np.isfinite(eta) else "--:--"
-        sys.stderr.write(f"\r[{bar:<30s}] {step}/{self.total} steps {100 * frac:5.1f}%  "
-                         f"ETA {eta_s}  ⟨E⟩(coldest)={energy:.4g}  accept={accept:.2f} ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
 # --------------------------------------------------------------------------- loop
 def _loop(cfg: SampleConfig, sampler, state, observables: ObservableSet, writer: RunWriter,
-          progress: Progress, step: int) -> tuple[Any, int]:
+          progress: ProgressLine, step: int) -> tuple[Any, int]:
     """Advance from ``step`` to ``cfg.total_steps``; returns (state, step)."""
     from spinicl.samplers import SamplerDivergence
 
@@ -163,16 +131,16 @@ def _loop(cfg: SampleConfig, sampler, state, observables: ObservableSet, writer:
             if writer.append(rec, snap):
                 writer.flush(sampler.state_to_dict(state), step,
                              _temperatures(sampler, state))
-            progress.update(step, float(energies[_coldest(sampler, state)].mean()),
-                            float(np.mean(info.accept)))
+            progress.update(step, _status_text(sampler, state, energies, info))
     writer.flush(sampler.state_to_dict(state), step, _temperatures(sampler, state))
-    progress.update(step, float(energies[_coldest(sampler, state)].mean()),
-                    float(np.mean(info.accept)), force=True)
+    progress.update(step, _status_text(sampler, state, energies, info), force=True)
     return state, step
 
 
-def _coldest(sampler, state) -> int:
-    return int(np.argmin(_temperatures(sampler, state)))
+def _status_text(sampler, state, energies: np.ndarray, info) -> str:
+    coldest = int(np.argmin(_temperatures(sampler, state)))
+    return (f"⟨E⟩(coldest) = {float(energies[coldest].mean()):.4g}  "
+            f"accept = {float(np.mean(info.accept)):.2f}")
 
 
 class _Diverged(Exception):
@@ -185,7 +153,7 @@ def _execute(cfg: SampleConfig, path: str, sampler, state, observables, step: in
              progress_on: bool, theory_ok: bool) -> RunResult:
     """Run the loop on an open layout, then close the file with its status and summary."""
     writer = RunWriter(path, flush_every=cfg.flush_every, flush_seconds=cfg.flush_seconds)
-    progress = Progress(cfg.total_steps, step, progress_on)
+    progress = ProgressLine(cfg.total_steps, "steps", step, progress_on)
     status, message, code = "complete", "", 0
     try:
         with threadpool_limits(limits=1, user_api="blas"):

@@ -33,7 +33,6 @@ import multiprocessing as mp
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 import tomllib
@@ -52,6 +51,7 @@ from spinicl.config import (
     check_int,
     parse_temperatures,
 )
+from spinicl.progress import ProgressLine
 from spinicl.signals import stop_requests
 
 FORMAT_NAME = "spinicl-sweep"
@@ -509,30 +509,12 @@ class SweepWriter:
 
 
 # --------------------------------------------------------------------------- executors
-class SweepProgress:
-    """One status line over grid points: done / running / failed, ETA."""
+class SweepProgress(ProgressLine):
+    """The progress line over grid points: done / running / failed, ETA."""
 
-    def __init__(self, total: int, already: int, enabled: bool):
-        self.total, self.already, self.enabled = total, already, enabled
-        self.t0 = time.monotonic()
-
-    def show(self, done: int, running: int, failed: int) -> None:
-        if not self.enabled:
-            return
-        new = done + failed - self.already
-        el = time.monotonic() - self.t0
-        left = self.total - done - failed
-        eta = el / new * left if new > 0 else float("nan")
-        eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if np.isfinite(eta) else "--:--:--"
-        frac = (done + failed) / self.total
-        bar = "#" * int(30 * frac)
-        sys.stderr.write(f"\r[{bar:<30s}] points: {done} done, {running} running, {failed} "
-                         f"failed of {self.total}  ETA {eta_s} ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+    def show(self, done: int, running: int, failed: int, force: bool = False) -> None:
+        self.update(done + failed, f"({done} done, {running} running, {failed} failed)",
+                    force)
 
 
 @dataclass
@@ -577,7 +559,7 @@ def run_sweep(cfg: SweepConfig, out: str, *, executor: str = "local",
     writer = SweepWriter(out, cfg, command_line)
     todo = [p for p in cfg.points if writer.status[p.id] != "done"]
     n_done = sum(s == "done" for s in writer.status)
-    prog = SweepProgress(len(cfg.points), n_done, progress)
+    prog = SweepProgress(len(cfg.points), "points", n_done, progress)
     failed = 0
     interrupted = False
     ran = 0
@@ -607,6 +589,7 @@ def run_sweep(cfg: SweepConfig, out: str, *, executor: str = "local",
         interrupted = True
     finally:
         stops.__exit__(None, None, None)
+        prog.show(n_done, 0, failed, force=True)
         prog.close()
         writer.close(interrupted)
         if client is not None:
