@@ -65,7 +65,7 @@ from spinicl.config import (
     check_int,
     check_lam_for_sampling,
 )
-from spinicl.diagnostics import summarize
+from spinicl.diagnostics import summarize, tau_int_stderr
 from spinicl.models import MODELS, REPRESENTATIONS, DenseData, MergedModel, active_mask
 
 #: Samplers the bench knows, in the default order (the exact reference first).
@@ -78,8 +78,10 @@ DEFAULT_BETA = 1e4
 MIN_BURN_IN = 100
 #: Fewest recorded steps of a row (whatever the budget).
 MIN_RECORDS = 32
-#: A τ_int estimate is called reliable when the run is at least this many τ long.
-RELIABLE_RUN_IN_TAU = 50.0
+#: A τ_int estimate is called reliable when each chain is at least this many τ long
+RELIABLE_RUN_IN_TAU = 20.0
+#: ... and the relative standard error of τ (Sokal, pooled over chains) is below this.
+RELIABLE_TAU_ERROR = 0.2
 
 #: Keys of every row returned by :func:`bench_samplers`.
 ROW_KEYS = (
@@ -88,7 +90,8 @@ ROW_KEYS = (
     "recorded_steps", "seconds", "chain_steps_per_s", "acceptance", "tau_int_energy",
     "tau_int_slowest", "slowest_observable", "slowest_eigenvalue", "ess_energy",
     "ess_slowest", "ess_per_s_energy", "ess_per_s_slowest", "ratio_energy",
-    "ratio_slowest", "speed_ratio", "tau_reliable", "peak_memory_mb",
+    "ratio_slowest", "speed_ratio", "tau_error_energy", "tau_error_slowest",
+    "tau_reliable", "gamma", "peak_memory_mb",
 )
 
 #: Columns of :func:`format_bench_table`: (header, row key, format).
@@ -295,7 +298,7 @@ def _block(sampler: Any, state: Any, seconds: float, step_time: float, min_steps
 def _bench_row(model: Any, kind: str, precond: str, obs: _Observables, *, beta: float,
                replicas: int, budget: float, seed: int, gamma: float, blas_threads: int,
                warmup_fraction: float, throughput_fraction: float,
-               common: dict[str, Any]) -> dict[str, Any]:
+               step_fraction: float | None, common: dict[str, Any]) -> dict[str, Any]:
     from spinicl.samplers import Ladder, SamplerDivergence, make_sampler
 
     row = _empty_row(kind, precond, common)
@@ -310,6 +313,8 @@ def _bench_row(model: Any, kind: str, precond: str, obs: _Observables, *, beta: 
         return row
     try:
         state = sampler.init(obs.start)
+        if step_fraction is not None and kind != "exact":
+            state = state._replace(step_size=step_fraction * sampler.stability_bound)
         row["setup_seconds"] = time.perf_counter() - t0
         # warm-up: compile/load the kernels, estimate the step time, burn in
         state, _ = sampler.run(state, 1, burn_in=True)
@@ -344,6 +349,11 @@ def _bench_row(model: Any, kind: str, precond: str, obs: _Observables, *, beta: 
     else:
         slow_name = "proj_slowest_mode"
     se, ss = stats["energy"], stats[slow_name]
+    err_e = tau_int_stderr(series[:, 0, :]) / se["tau_int"]
+    err_s = tau_int_stderr(series[:, obs.names.index(slow_name), :]) / ss["tau_int"]
+    tau_max = max(se["tau_int"], ss["tau_int"])
+    reliable = bool(n_b >= RELIABLE_RUN_IN_TAU * tau_max
+                    and max(err_e, err_s) <= RELIABLE_TAU_ERROR)
     per_step = 1.0 / (replicas * n_b)
     total_steps = steps_a + n_b
     row.update(
@@ -360,13 +370,16 @@ def _bench_row(model: Any, kind: str, precond: str, obs: _Observables, *, beta: 
         ess_slowest=ss["ess"],
         ess_per_s_energy=se["ess"] * per_step * rate,
         ess_per_s_slowest=ss["ess"] * per_step * rate,
-        tau_reliable=bool(n_b >= RELIABLE_RUN_IN_TAU * max(se["tau_int"], ss["tau_int"])),
+        tau_error_energy=err_e,
+        tau_error_slowest=err_s,
+        tau_reliable=reliable,
+        gamma=gamma if kind == "baoab" else None,
         peak_memory_mb=peak_memory_mb(),
     )
     notes = []
-    if not row["tau_reliable"]:
-        notes.append(f"run shorter than {RELIABLE_RUN_IN_TAU:g} tau: ESS is rough "
-                     "(raise the budget)")
+    if not reliable:
+        notes.append(f"tau uncertain (relative error {max(err_e, err_s):.0%}, "
+                     f"{n_b / tau_max:.0f} tau per chain): raise the budget")
     if not reset_ok:
         notes.append("peak memory is the process lifetime maximum")
     if kind == "ula":
@@ -414,6 +427,7 @@ def bench_samplers(task_config: TaskConfig,
                    representation: str = "auto", memory_budget: Any = None,
                    dk: int | None = None, gamma: float = 1.0, blas_threads: int = 1,
                    warmup_fraction: float = 0.2, throughput_fraction: float = 0.25,
+                   step_fraction: float | None = None,
                    progress: Any = None) -> list[dict[str, Any]]:
     """Benchmark samplers on one task: throughput, ESS per second, acceptance, memory.
 
@@ -455,6 +469,10 @@ def bench_samplers(task_config: TaskConfig,
     warmup_fraction, throughput_fraction : float
         Burn-in time (untimed) and the share of the budget spent measuring the
         throughput without recording; the rest records every step for the ESS.
+    step_fraction : float, optional
+        Step size as a fraction of each sampler's stability bound, in (0, 1) (MALA: the
+        start of its adaptation). Default: the library's default steps (ULA 0.1, BAOAB
+        0.5 of the bound on the merged model).
     progress : callable, optional
         Called with each finished row (e.g. to print a line).
 
@@ -499,6 +517,10 @@ def bench_samplers(task_config: TaskConfig,
     warmup_fraction = check_float("warmup_fraction", warmup_fraction, low=0.0)
     throughput_fraction = check_float("throughput_fraction", throughput_fraction,
                                       low=0.0, high=1.0, low_open=True, high_open=True)
+    if step_fraction is not None:
+        step_fraction = check_float("step_fraction", step_fraction, low=0.0, high=1.0,
+                                    low_open=True, high_open=True,
+                                    note="a fraction of the stability bound")
     if progress is not None and not callable(progress):
         raise ConfigError("progress", "a callable or None", type(progress).__name__)
 
@@ -515,7 +537,8 @@ def bench_samplers(task_config: TaskConfig,
             row = _bench_row(ham, kind, p, obs, beta=beta, replicas=replicas, budget=budget,
                              seed=seed, gamma=gamma, blas_threads=blas_threads,
                              warmup_fraction=warmup_fraction,
-                             throughput_fraction=throughput_fraction, common=common)
+                             throughput_fraction=throughput_fraction,
+                             step_fraction=step_fraction, common=common)
             rows.append(row)
             if progress is not None:
                 progress({k: _clean(v) for k, v in row.items()})

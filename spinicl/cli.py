@@ -532,6 +532,131 @@ def format_info(d: dict) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- train
+@cli.command()
+@_task_options
+@click.option("--model", type=click.Choice(["merged", "factored"]), default="merged",
+              show_default=True, help="Merged W, or factored W = W_qᵀW_k.")
+@click.option("--dk", type=int, default=None, help="Rank d_k of the factors [default: D+1].")
+@click.option("--optimizer", type=click.Choice(["gd", "sgd", "adam"]), default="adam",
+              show_default=True, help="Full-batch GD, minibatch SGD, or Adam.")
+@click.option("--lr", type=float, default=None,
+              help="Learning rate (> 0) [default: gd 1/λ_max(A), sgd from the curvature, "
+                   "adam 1e-3].")
+@click.option("--epochs", type=int, default=5000, show_default=True, help="Epochs (>= 1).")
+@click.option("--batch-size", type=int, default=None,
+              help="Minibatch size in 1..P (sgd) [default: min(64, P); gd and adam: P].")
+@click.option("--init-scale", type=float, default=None,
+              help="Std of the initial entries [default: 1/√(D+1), as the paper].")
+@click.option("--torch-weight-decay", type=float, default=None,
+              help="Convenience: torch's Adam weight_decay WD on a mean-squared loss "
+                   "minimises E with λ = WD/2 (the paper's wd = 0.01 is λ = 0.005). Sets "
+                   "--lam; give one or the other.")
+@click.option("--record-every", type=int, default=1, show_default=True,
+              help="Epochs between recorded losses.")
+@click.option("--out", "-o", type=str, default="train.h5", show_default=True,
+              help="Output HDF5 file (/training).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+@click.pass_context
+def train(ctx, model, dk, optimizer, lr, epochs, batch_size, init_scale, torch_weight_decay,
+          record_every, out, force, as_json, quiet, representation, memory_budget, **kw):
+    """Train linear attention (GD, SGD or Adam) on the same prompts and energy E.
+
+    --lam is always λ of E = E0 + (λ/2)‖W‖² (merged) or E0(W_qᵀW_k) + (λ/2)(‖W_q‖²+‖W_k‖²)
+    (factored). Reports where training lands relative to the exact ground state (m for
+    the merged model, the nuclear-norm optimum for the factored one).
+    """
+    from click.core import ParameterSource
+
+    from spinicl.progress import ProgressLine
+    from spinicl.prompts import make_task
+    from spinicl.store import check_new_file
+    from spinicl.training import (
+        TrainConfig,
+        compare_to_ground_state,
+        torch_weight_decay_to_lam,
+        write_training,
+    )
+    from spinicl.training import train as run_training
+
+    if torch_weight_decay is not None:
+        if ctx.get_parameter_source("lam") != ParameterSource.DEFAULT:
+            raise ConfigError("torch_weight_decay", "given without --lam (it sets λ = WD/2)",
+                              torch_weight_decay)
+        kw["lam"] = torch_weight_decay_to_lam(torch_weight_decay)
+    cfg = task_config(kw)
+    tcfg = TrainConfig(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
+                       model=model, dk=dk, init_scale=init_scale, seed=cfg.seed,
+                       record_every=record_every, representation=representation)
+    if batch_size is not None and not 1 <= batch_size <= cfg.P:
+        raise ConfigError("batch_size", f"an integer in 1..P = {cfg.P}", batch_size)
+    check_new_file(out, force)
+    task = make_task(cfg)
+    bar = ProgressLine(epochs, "epochs", enabled=not quiet)
+    result = run_training(task, tcfg, lam=cfg.lam, memory_budget=memory_budget,
+                          progress=lambda done, total: bar.update(done))
+    bar.update(result.epochs_run, force=True)
+    bar.close()
+    comp = compare_to_ground_state(task, result, cfg.lam)
+    write_training(out, task, result, comp, command_line="spinicl " + " ".join(sys.argv[1:]),
+                   force=force)
+    data = {"out": out, "lam": cfg.lam, "optimizer": optimizer, "lr": result.lr,
+            "epochs": result.epochs_run, "diverged": result.diverged,
+            "seconds": result.seconds, **comp}
+    if as_json:
+        print_json(data)
+        return
+    rows = [("final energy E", "final_energy"), ("training MSE", "train_mse"),
+            ("test MSE, novel tasks", "test_mse_novel"),
+            ("test MSE, in-distribution", "test_mse_in_distribution"),
+            ("ground-state energy", "ground_state_energy"),
+            ("ground-state test MSE (novel)", "ground_state_test_mse_novel"),
+            ("‖W − W₀‖/‖W₀‖", "relative_distance_to_ground_state"),
+            ("cosine with the ground state", "cosine_to_ground_state"),
+            ("alignment (cosine with I)", "alignment"),
+            ("cosine with one-step GD", "gd_cosine")]
+    lines = [f"spinicl train — {model} attention, {optimizer} (lr {result.lr:.3g}), "
+             f"{result.epochs_run} epochs, λ = {cfg.lam:g}, {result.seconds:.1f} s"
+             + ("  DIVERGED" if result.diverged else "")]
+    lines += [f"  {name:32s}{_fmt(data.get(key), 14)}" for name, key in rows]
+    lines.append(f"wrote {out}")
+    click.echo("\n".join(lines))
+
+
+@cli.command()
+@click.argument("run_file", type=str)
+@click.argument("train_file", type=str)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--plot", "plot_out", type=str, default=None,
+              help="Also draw the Fig. 2-style figure (heatmaps + loss curves) to this PNG.")
+@click.option("--temperature", type=float, default=None,
+              help="Temperature of the Boltzmann mean in the figure [default: coldest].")
+def compare(run_file, train_file, as_json, plot_out, temperature):
+    """Where a trained model sits in the sampled Boltzmann distribution, per temperature.
+
+    Percentile and z-score of its energy and test MSE among the samples, and its distance
+    to the sampled mean (snapshots, or the exact mean m).
+    """
+    from spinicl.compare import (
+        compare_run_and_training,
+        format_compare_table,
+        plot_weights_and_losses,
+    )
+
+    d = compare_run_and_training(run_file, train_file)
+    if plot_out:
+        d["figure"] = plot_weights_and_losses(run_file, train_file, out=plot_out,
+                                              temperature=temperature)
+    if as_json:
+        print_json(d)
+        return
+    click.echo(format_compare_table(d))
+    if plot_out:
+        click.echo("wrote " + ", ".join(d["figure"]))
+
+
 # --------------------------------------------------------------------------- sweep
 @cli.command()
 @click.argument("config_file", required=False, type=str)
@@ -660,7 +785,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="spinicl", standalone_mode=False)
     except ConfigError as exc:
-        click.echo(f"spinicl: error: {exc.cli_message()}", err=True)
+        positional = {"run": "RUN_FILE", "train": "TRAIN_FILE", "path": "FILE"}
+        msg = (exc.message(positional[exc.param]) if exc.param in positional
+               else exc.cli_message())
+        click.echo(f"spinicl: error: {msg}", err=True)
         sys.exit(2)
     except click.exceptions.NoArgsIsHelpError as exc:  # pragma: no cover - click >= 8.2
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc))

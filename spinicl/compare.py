@@ -13,9 +13,11 @@ temperature at a time:
   the Boltzmann mean ⟨W⟩: the mean of the post-burn-in weight snapshots when the run
   has them (``mean_source = "snapshots"``), else the exact mean m = A⁻¹h of the merged
   model (``"exact"``: the Boltzmann law of the merged model is Gaussian with mean m at
-  every temperature), else nothing (``"none"``: a factored run without snapshots). The
-  RMS relative distance of the samples themselves to that mean is reported beside it as
-  the scale of thermal fluctuations.
+  every temperature), else nothing (``"none"``: a factored run without snapshots).
+  Reported beside it: the estimated error of the sampled mean (from the spread of the
+  per-copy means; a trained W equal to ⟨W⟩ sits at about that distance) and the RMS
+  relative distance of the samples themselves to the mean, the scale of thermal
+  fluctuations.
 
 The trained energy is the run's Hamiltonian (the run's λ) evaluated at the trained raw
 parameters θ (W for the merged model; W_q, W_k for the factored one, whose energy is not

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import signal
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from spinicl.signals import stop_requests
 from spinicl.store import (
     RunWriter,
     StoreError,
+    check_new_file,
     copy_for_resume,
     create_layout,
     open_run,
@@ -191,19 +191,6 @@ def step_of(writer: RunWriter) -> int:
     return -1
 
 
-def check_output(path: str, force: bool) -> None:
-    """Refuse to overwrite without force; check that the directory is writable."""
-    if os.path.isdir(path):
-        raise ConfigError("out", "a file path, not a directory", path)
-    if os.path.exists(path) and not force:
-        raise ConfigError("out", "a new file (it exists; pass --force to overwrite)", path)
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise ConfigError("out", "a path in an existing directory", path)
-    if not os.access(d, os.W_OK):
-        raise ConfigError("out", "a path in a writable directory", path)
-
-
 def run_sample(cfg: SampleConfig, path: str, *, force: bool = False,
                command_line: str = "", progress: bool = True) -> RunResult:
     """Run a sampling job into a new HDF5 file.
@@ -223,7 +210,7 @@ def run_sample(cfg: SampleConfig, path: str, *, force: bool = False,
     -------
     RunResult
     """
-    check_output(path, force)
+    check_new_file(path, force)
     task, model, theory, observables, sampler = build_run(cfg)
     state = sampler.init()
     T, M = len(cfg.temperatures), cfg.copies

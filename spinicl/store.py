@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 
 from spinicl import __version__
+from spinicl.config import ConfigError
 
 FORMAT_VERSION = 1
 FORMAT_NAME = "spinicl-run"
@@ -65,6 +66,25 @@ def dumps(obj: Any) -> str:
 
 
 # --------------------------------------------------------------------------- writing
+def check_new_file(path: str, force: bool) -> None:
+    """Refuse to overwrite without ``force``; the directory must exist and be writable.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``out``.
+    """
+    if os.path.isdir(path):
+        raise ConfigError("out", "a file path, not a directory", path)
+    if os.path.exists(path) and not force:
+        raise ConfigError("out", "a new file (it exists; pass --force to overwrite)", path)
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise ConfigError("out", "a path in an existing directory", path)
+    if not os.access(d, os.W_OK):
+        raise ConfigError("out", "a path in a writable directory", path)
+
+
 def create_layout(path: str, *, attrs: dict[str, Any], temperatures: np.ndarray,
                   theory: dict[str, np.ndarray], record_shapes: dict[str, tuple],
                   record_dtypes: dict[str, Any], checkpoint: dict[str, np.ndarray],
@@ -102,7 +122,10 @@ def create_layout(path: str, *, attrs: dict[str, Any], temperatures: np.ndarray,
         for k, v in theory.items():
             f.create_dataset(f"theory/{k}", data=np.asarray(v, dtype=float))
         for k, shape in record_shapes.items():
-            f.create_dataset(f"trace/{k}", shape=(0, *shape), maxshape=(None, *shape),
+            # an empty axis (no pairs with one copy) gets an unlimited max size, so the
+            # chunk shape (at least 1 along every axis) stays valid
+            maxshape = (None, *[s if s > 0 else None for s in shape])
+            f.create_dataset(f"trace/{k}", shape=(0, *shape), maxshape=maxshape,
                              dtype=record_dtypes.get(k, "f8"),
                              chunks=(chunk_records, *[max(s, 1) for s in shape]))
         if snapshot_shape is not None:

@@ -88,6 +88,7 @@ from spinicl.models import (
     mse,
 )
 from spinicl.prompts import PromptSet, Task
+from spinicl.store import check_new_file, dumps
 from spinicl.theory import (
     conjugate_gradient,
     factored_ground_state,
@@ -699,31 +700,6 @@ def _utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_json_default, sort_keys=True)
-
-
-def _check_new_file(path: str, force: bool) -> None:
-    """Refuse to overwrite without ``force``; the directory must exist and be writable."""
-    if os.path.isdir(path):
-        raise ConfigError("out", "a file path, not a directory", path)
-    if os.path.exists(path) and not force:
-        raise ConfigError("out", "a new file (it exists; pass --force to overwrite)", path)
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise ConfigError("out", "a path in an existing directory", path)
-    if not os.access(d, os.W_OK):
-        raise ConfigError("out", "a path in a writable directory", path)
-
-
 def write_training(path: str | os.PathLike, task: Task, result: TrainResult,
                    compare: dict[str, Any] | None = None, command_line: str = "",
                    force: bool = False) -> str:
@@ -774,7 +750,7 @@ def write_training(path: str | os.PathLike, task: Task, result: TrainResult,
         task the result was trained on) or ``compare`` (a non-scalar value).
     """
     path = os.fspath(path)
-    _check_new_file(path, force)
+    check_new_file(path, force)
     if result.task_config and not same_prompts(result.task_config, task.config.to_dict()):
         raise ConfigError("task", "the task the model was trained on (same task config and "
                           "seed)", task.config.to_dict())
@@ -792,12 +768,12 @@ def write_training(path: str | os.PathLike, task: Task, result: TrainResult,
             f.attrs["format"] = TRAINING_FORMAT
             f.attrs["format_version"] = TRAINING_FORMAT_VERSION
             f.attrs["spinicl_version"] = __version__
-            f.attrs["config"] = _dumps(config)
-            f.attrs["seeds"] = _dumps(seeds)
+            f.attrs["config"] = dumps(config)
+            f.attrs["seeds"] = dumps(seeds)
             f.attrs["command_line"] = str(command_line)
             f.attrs["created"] = _utc_now()
             g = f.create_group("training")
-            g.attrs["summary"] = _dumps(result.summary())
+            g.attrs["summary"] = dumps(result.summary())
             g.attrs["model"] = result.model
             g.attrs["lam"] = float(result.lam)
             g.attrs["step_rule"] = result.step_rule
