@@ -91,6 +91,29 @@ def build_run(cfg: SampleConfig):
     return task, model, theory, observables, sampler
 
 
+def amp_references(model, task, theory, temperatures: np.ndarray) -> dict[str, np.ndarray]:
+    """The paper's AMP (its own defaults) at every temperature, for /theory.
+
+    Returns ``amp_test_mse_novel``, ``amp_relative_distance`` (‖m_AMP − m‖/‖m‖) and
+    ``amp_sweeps``, each (T,); empty where AMP does not apply (factored model, or no
+    dense couplings).
+    """
+    if theory is None or getattr(model, "representation", "") != "dense":
+        return {}
+    from spinicl.amp import amp_for_model
+    from spinicl.models import mse
+
+    out = {k: np.full(len(temperatures), np.nan)
+           for k in ("amp_test_mse_novel", "amp_relative_distance", "amp_sweeps")}
+    for k, t in enumerate(temperatures):
+        res = amp_for_model(model, 1.0 / t, variant="paper", seed=task.config.seed,
+                            m_exact=theory.mean)
+        out["amp_test_mse_novel"][k] = mse(res.m[None], task.test_novel)[0]
+        out["amp_relative_distance"][k] = res.relative_distance
+        out["amp_sweeps"][k] = res.sweeps
+    return out
+
+
 def _temperatures(sampler, state) -> np.ndarray:
     return 1.0 / np.asarray(sampler.report(state)["betas"], dtype=float)
 
@@ -223,8 +246,9 @@ def run_sample(cfg: SampleConfig, path: str, *, force: bool = False,
              "representation": model.representation, "n_spins": model.n_spins,
              "total_steps": cfg.total_steps, "burn_in": cfg.burn_in}
     snap_shape = (T, M, model.n_spins) if cfg.snapshot_every else None
-    create_layout(path, attrs=attrs, temperatures=temps,
-                  theory=exact_references(theory, 1.0 / temps, cfg.model == "factored"),
+    refs = exact_references(theory, 1.0 / temps, cfg.model == "factored")
+    refs.update(amp_references(model, task, theory, temps))
+    create_layout(path, attrs=attrs, temperatures=temps, theory=refs,
                   record_shapes=shapes, record_dtypes=dtypes,
                   checkpoint=sampler.state_to_dict(state), snapshot_shape=snap_shape)
     return _execute(cfg, path, sampler, state, observables, 0, progress, theory is not None)
