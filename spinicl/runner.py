@@ -34,6 +34,7 @@ from spinicl.store import (
     open_run,
     read_attrs,
     read_traces,
+    write_summary,
 )
 
 #: Spawn key of the sampler's random stream under the task seed (the task uses 0..3).
@@ -196,11 +197,9 @@ def _execute(cfg: SampleConfig, path: str, sampler, state, observables, step: in
         message = f"I/O error writing {path}: {reason}"
     finally:
         progress.close()
-    summary = None
     try:
         writer.close(status, message)
-        summary = summarize_file(path, cfg)
-        writer.close(status, message, summary=summary)
+        write_summary(path, summarize_file(path, cfg))
     except OSError as exc:
         if not message:
             status, code = "failed", 1

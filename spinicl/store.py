@@ -223,24 +223,24 @@ class RunWriter:
         self.f.flush()
         self._last_flush = time.monotonic()
 
-    def close(self, status: str, message: str = "",
-              summary: dict[str, dict[str, np.ndarray]] | None = None,
-              extra_attrs: dict[str, Any] | None = None) -> None:
-        """Close SWMR mode, then write status, message and /summary in normal mode."""
+    def close(self, status: str, message: str = "") -> None:
+        """Close SWMR mode, then write the status and its message in normal mode."""
         if self.f:
             self.f.close()
         with h5py.File(self.path, "r+", libver="latest") as f:
             f.attrs["status"] = status
             f.attrs["message"] = message
             f.attrs["updated"] = _now()
-            for k, v in (extra_attrs or {}).items():
-                f.attrs[k] = v if isinstance(v, (str, int, float)) else dumps(v)
-            if summary is not None:
-                if "summary" in f:
-                    del f["summary"]
-                for name, stats in summary.items():
-                    for stat, arr in stats.items():
-                        f.create_dataset(f"summary/{name}/{stat}", data=np.asarray(arr))
+
+
+def write_summary(path: str, summary: dict[str, dict[str, np.ndarray]]) -> None:
+    """Replace /summary/<observable>/<stat> of a closed run file."""
+    with h5py.File(path, "r+", libver="latest") as f:
+        if "summary" in f:
+            del f["summary"]
+        for name, stats in summary.items():
+            for stat, arr in stats.items():
+                f.create_dataset(f"summary/{name}/{stat}", data=np.asarray(arr))
 
 
 # --------------------------------------------------------------------------- reading

@@ -563,41 +563,39 @@ def run_sweep(cfg: SweepConfig, out: str, *, executor: str = "local",
     failed = 0
     interrupted = False
     ran = 0
-    stops = stop_requests()
-    flag = stops.__enter__()
-    try:
-        if client is not None:
-            gen = _dask_results(client, todo, flag)
-        else:
-            gen = _local_results(todo, workers, flag)
-        running = min(len(todo), workers)
-        prog.show(n_done, running, failed)
-        last = time.monotonic()
-        for r in gen:
-            writer.add(r)
-            ran += 1
-            if r["status"] == "done":
-                n_done += 1
+    with stop_requests() as flag:
+        try:
+            if client is not None:
+                gen = _dask_results(client, todo, flag)
             else:
-                failed += 1
-            left = len(todo) - ran
-            prog.show(n_done, min(left, workers), failed)
-            if time.monotonic() - last > 2.0:
-                writer.flush()
-                last = time.monotonic()
-    except (SweepStopped, KeyboardInterrupt):
-        interrupted = True
-    finally:
-        stops.__exit__(None, None, None)
-        prog.show(n_done, 0, failed, force=True)
-        prog.close()
-        writer.close(interrupted)
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close()
+                gen = _local_results(todo, workers, flag)
+            running = min(len(todo), workers)
+            prog.show(n_done, running, failed)
+            last = time.monotonic()
+            for r in gen:
+                writer.add(r)
+                ran += 1
+                if r["status"] == "done":
+                    n_done += 1
+                else:
+                    failed += 1
+                left = len(todo) - ran
+                prog.show(n_done, min(left, workers), failed)
+                if time.monotonic() - last > 2.0:
+                    writer.flush()
+                    last = time.monotonic()
+        except (SweepStopped, KeyboardInterrupt):
+            interrupted = True
+        finally:
+            prog.show(n_done, 0, failed, force=True)
+            prog.close()
+            writer.close(interrupted)
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()
+            if cluster is not None:
+                with contextlib.suppress(Exception):
+                    cluster.close()
     return SweepResult(out, n_done, failed, len(cfg.points), interrupted, ran)
 
 
