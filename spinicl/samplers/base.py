@@ -16,7 +16,7 @@ Step-size conventions (all samplers use the same η per rung for every copy):
   rung onto one problem), so hot rungs take the *same* η and hence larger moves
   √(2η/β); adaptation only corrects non-Gaussian (factored) rungs.
 * ``baoab``: step h, unit mass in whitened coordinates, friction γ (O step
-  e^{−γh}); stable for h < 2/√λ_max(BᵀAB). Default 0.5 of the bound for the merged
+  e^{−γh}); stable for h < 2/√λ_max(BᵀAB). Default 0.8 of the bound for the merged
   (Gaussian: position marginal exact at any stable h), 0.2 for the factored model.
 * factored model: the curvature is estimated at the balanced factors of the ridge
   mean by a finite-difference Hessian power iteration, and per rung grows with the
@@ -49,6 +49,8 @@ TARGET_ACCEPT = 0.574
 LADDER_ROUND_EVENTS = 32
 #: Below this many R·n numbers a run uses one Numba thread by default.
 SMALL_BATCH = 1 << 15
+#: Largest n for which set-up factors A although no kernel needs the factor.
+CHOLESKY_MAX_SPINS = 2048
 
 
 class SamplerDivergence(RuntimeError):
@@ -159,6 +161,33 @@ def _power_iteration(matvec, n: int, iters: int = 100, seed: int = 12345) -> flo
         lam = float(v @ w)
         v = w
     return abs(lam) * 1.01
+
+
+def largest_eigenvalue(matvec, n: int, seed: int = 12345, tol: float = 1e-12) -> float:
+    """Largest eigenvalue of a symmetric operator, by Lanczos (ARPACK ``eigsh``).
+
+    Parameters
+    ----------
+    matvec : callable
+        v (n,) -> A v (n,), A symmetric.
+    n : int
+        Dimension (>= 2).
+    seed : int
+        Seed of the fixed start vector (the result does not depend on the run).
+    tol : float
+        Relative accuracy of the eigenvalue.
+
+    Returns
+    -------
+    float
+        λ_max(A). Costs a few tens of products, O(n²) each for a dense A, instead of
+        the O(n³) of a dense eigen-decomposition (which dominated set-up at D ≥ 60).
+    """
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    op = LinearOperator((n, n), matvec=lambda v: matvec(np.ravel(v)), dtype=np.float64)
+    v0 = np.random.default_rng(seed).standard_normal(n)
+    return float(eigsh(op, k=1, which="LA", tol=tol, v0=v0, return_eigenvectors=False)[0])
 
 
 class Sampler:
@@ -292,19 +321,20 @@ class Sampler:
         # merged reference: A diagonal, ridge mean m, Cholesky factor (dense)
         merged = MergedModel(data, m.lam)
         self._merged = merged
+        self._chol = None
         if isinstance(data, DenseData):
-            A = merged.precision()
-            self._chol = np.linalg.cholesky(A)
-            self._ridge = sla.cho_solve((self._chol, True), self._h)
-            self._diagA = np.diag(A).copy()
+            self._diagA = np.diag(self._A0) + m.lam
+            if self._needs_cholesky():
+                self._chol = np.linalg.cholesky(merged.precision())
+                self._ridge = sla.cho_solve((self._chol, True), self._h)
         else:
-            from spinicl.theory import conjugate_gradient
-
-            self._chol = None
-            self._ridge = conjugate_gradient(merged.precision_product, self._h[None],
-                                             tol=1e-10)[0][0]
             C2, Q2 = self._C**2, self._Q**2
             self._diagA = m.lam + (C2.T @ Q2).ravel() / data.P
+        if self._chol is None:
+            from spinicl.theory import conjugate_gradient
+
+            self._ridge = conjugate_gradient(merged.precision_product, self._h[None],
+                                             tol=1e-12)[0][0]
         self._e_ground = self._e0 - 0.5 * float(self._h @ self._ridge)
         if factored:
             self._theta_ref = self._balanced_factors(self._ridge)
@@ -312,6 +342,16 @@ class Sampler:
         self._mean = np.zeros(0)
         self._Linv = np.zeros((0, 0))
         self._a0max: float | None = None
+
+    def _needs_cholesky(self) -> bool:
+        """Whether set-up factors the dense precision A = LLᵀ (O(n³), n² memory).
+
+        The exact sampler and the dense preconditioner need L; otherwise it only gives
+        the ridge mean (the default start), which conjugate gradients give for O(n²)
+        per iteration, so L is formed only while it is cheap (n ≤ CHOLESKY_MAX_SPINS).
+        """
+        return (self.kind == K.EXACT or self.precondition == "dense"
+                or self.n_spins <= CHOLESKY_MAX_SPINS)
 
     def _balanced_factors(self, W: np.ndarray) -> np.ndarray:
         d1, dk = self._d1, self._dk
@@ -380,15 +420,9 @@ class Sampler:
             theta = self._theta_ref
             self._curv_ref = _power_iteration(
                 lambda v: b * self._hessian_vec(theta, (b * v)[None])[0], n, iters=60)
-        elif self._chol is not None:
-            A = self._merged.precision()
-            if self.precondition == "diag":
-                A = self._bdiag[:, None] * A * self._bdiag[None, :]
-            self._curv_ref = float(sla.eigh(A, eigvals_only=True,
-                                            subset_by_index=[n - 1, n - 1])[0])
         else:
             b = self._bdiag if self.precondition == "diag" else np.ones(n)
-            self._curv_ref = _power_iteration(
+            self._curv_ref = largest_eigenvalue(
                 lambda v: b * self._merged.precision_product((b * v)[None])[0], n)
 
     def curvature(self, betas: np.ndarray) -> np.ndarray:
@@ -400,12 +434,8 @@ class Sampler:
         if not isinstance(self.model, FactoredModel):
             return np.full(betas.shape, self._curv_ref)
         if self._a0max is None:
-            if self._gmode == 2:
-                self._a0max = float(sla.eigh(self._A0, eigvals_only=True,
-                                             subset_by_index=[self._A0.shape[0] - 1] * 2)[0])
-            else:
-                self._a0max = _power_iteration(
-                    lambda v: self._merged.data.gram_product(v[None])[0], self._d1**2, 40)
+            self._a0max = largest_eigenvalue(
+                lambda v: self._merged.data.gram_product(v[None])[0], self._d1**2)
         growth = self._a0max * (1.0 / betas) / self._lam * (np.sqrt(self._dk) + np.sqrt(self._d1))**2
         if self.precondition == "diag":
             growth = growth / float(np.min(self._hdiag))

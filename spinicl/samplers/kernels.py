@@ -56,6 +56,25 @@ def _data_dense(Wf, E0, G0, A0, h, e0):
 
 
 @njit(cache=True, parallel=True)
+def _merged_dense(X, E, G, A0, h, e0, lam):
+    """Merged model, dense Gram: E and G = X A0 − h + λX in one GEMM (into G) and one pass."""
+    np.dot(X, A0, G)
+    R, n = X.shape
+    for r in prange(R):
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for i in range(n):
+            x = X[r, i]
+            t = G[r, i]
+            s1 += x * t
+            s2 += x * h[i]
+            s3 += x * x
+            G[r, i] = t - h[i] + lam * x
+        E[r] = 0.5 * s1 - s2 + e0 + 0.5 * lam * s3
+
+
+@njit(cache=True, parallel=True)
 def _data_matrix_free(Wf, E0, G0, C, Q, y, d1):
     R = Wf.shape[0]
     P = C.shape[0]
@@ -99,6 +118,9 @@ def energy_grad(gmode, X, E, G, A0, h, e0, lam, C, Q, y, dk, d1):
     3 factored/matrix-free. For the factored model X = (vec W_q, vec W_k) with factors
     of shape (dk, d1) and W = W_qᵀW_k.
     """
+    if gmode == 0:
+        _merged_dense(X, E, G, A0, h, e0, lam)
+        return
     R, n = X.shape
     n0 = d1 * d1
     factored = gmode >= 2
@@ -293,12 +315,12 @@ def run_block(kind, gmode, pmode, X, Pm, E, V, betas, eta, gamma, copies, keys, 
     R, n = X.shape
     nt = betas.shape[0]
     XI = np.empty((R, n))
-    U = np.empty((R, n))
+    U = np.empty((R if pmode == 2 else 1, n))          # move before B (dense B only)
     Xp = np.empty((R, n))
-    Gp = np.empty((R, n))
+    Gp = np.empty((R if pmode != 0 else 1, n))          # gradient before whitening
     Vp = np.empty((R, n))
     Ep = np.empty(R)
-    Pn = np.empty((R, n))
+    Pn = np.empty((R if kind == BAOAB else 1, n))
     accp = np.empty(R)
     for s in range(n_steps):
         t = counters[C_STEP]
@@ -327,18 +349,34 @@ def run_block(kind, gmode, pmode, X, Pm, E, V, betas, eta, gamma, copies, keys, 
                     p1 = Pm[r, i] - 0.5 * hh * V[r, i]
                     p2 = c1 * p1 + sig * XI[r, i]
                     Pn[r, i] = p2
-                    U[r, i] = 0.5 * hh * (p1 + p2)
-            move(pmode, X, U, Xp, bdiag, BT)
+                    u = 0.5 * hh * (p1 + p2)
+                    if pmode == 0:
+                        Xp[r, i] = X[r, i] + u
+                    elif pmode == 1:
+                        Xp[r, i] = X[r, i] + u * bdiag[i]
+                    else:
+                        U[r, i] = u
         else:
             for r in prange(R):
                 k = r // copies
-                c = np.sqrt(2.0 * eta[k] / betas[k])
+                et = eta[k]
+                c = np.sqrt(2.0 * et / betas[k])
                 for i in range(n):
-                    U[r, i] = -eta[k] * V[r, i] + c * XI[r, i]
+                    u = -et * V[r, i] + c * XI[r, i]
+                    if pmode == 0:
+                        Xp[r, i] = X[r, i] + u
+                    elif pmode == 1:
+                        Xp[r, i] = X[r, i] + u * bdiag[i]
+                    else:
+                        U[r, i] = u
+        if kind != EXACT and pmode == 2:
             move(pmode, X, U, Xp, bdiag, BT)
         if kind != EXACT:
-            energy_grad(gmode, Xp, Ep, Gp, A0, h, e0, lam, C, Q, y, dk, d1)
-            whiten(pmode, Gp, Vp, bdiag, B)
+            if pmode == 0:      # no preconditioner: the whitened gradient is the gradient
+                energy_grad(gmode, Xp, Ep, Vp, A0, h, e0, lam, C, Q, y, dk, d1)
+            else:
+                energy_grad(gmode, Xp, Ep, Gp, A0, h, e0, lam, C, Q, y, dk, d1)
+                whiten(pmode, Gp, Vp, bdiag, B)
         if kind == MALA:
             for r in prange(R):
                 k = r // copies
@@ -386,14 +424,14 @@ def run_block(kind, gmode, pmode, X, Pm, E, V, betas, eta, gamma, copies, keys, 
                 E[r] = Ep[r]
                 for i in range(n):
                     X[r, i] = Xp[r, i]
-                if kind != EXACT:
-                    for i in range(n):
-                        V[r, i] = Vp[r, i]
-            if kind == BAOAB:
-                for r in prange(R):
+                if kind == BAOAB:
                     hh = eta[r // copies]
                     for i in range(n):
-                        Pm[r, i] = Pn[r, i] - 0.5 * hh * V[r, i]
+                        V[r, i] = Vp[r, i]
+                        Pm[r, i] = Pn[r, i] - 0.5 * hh * Vp[r, i]
+                elif kind != EXACT:
+                    for i in range(n):
+                        V[r, i] = Vp[r, i]
         counters[C_STEP] = t + 1
         if nt > 1 and (t + 1) % swap_every == 0:
             swap_event(X, E, V, betas, copies, swap_keys, counters[C_SWAPS], labels,

@@ -9,8 +9,9 @@ Every random number a sampler uses is a pure function of ``(key, counter, index)
   Metropolis uniform), ``tag << 40 | i``.
 
 The hash is two rounds of the SplitMix64 finaliser (Steele, Lea & Flood 2014),
-``mix(mix(key + counter·φ) ⊕ (index·K + K'))``; uniforms take its top 53 bits and normals
-come from a 256-layer ziggurat on consecutive indices (several times faster than
+``mix(mix(key + counter·φ) ⊕ (index·K + K'))``; uniforms take its top 53 bits. The
+normals of one (key, counter) are a SplitMix64 sequence started at that hash (one
+finaliser round per word) fed to a 256-layer ziggurat (several times faster than
 Box–Muller, which spends its time in log/sin/cos). Nothing depends on the order in
 which replicas are processed, so a trajectory is identical for any number of Numba
 threads, and a resumed run (same counter) continues bit for bit. Numba's global
@@ -79,38 +80,48 @@ _S8 = np.uint64(8)
 _ONE = np.uint64(1)
 
 
+@njit(cache=True, inline="always")
+def stream_start(key: np.uint64, counter: np.int64, tag: np.int64) -> np.uint64:
+    """Start of the SplitMix64 sequence of stream (key, counter, tag)."""
+    return hash3(key, counter, tag << 40)
+
+
 @njit(cache=True)
 def fill_normals(key: np.uint64, counter: np.int64, tag: np.int64, out: np.ndarray) -> None:
     """Fill ``out`` (1-D, length n) with standard normals of stream (key, counter, tag).
 
-    256-layer ziggurat (Marsaglia & Tsang 2000) on the hashed words of indices
-    ``tag << 40, tag << 40 + 1, …`` consumed in order: layer from the low 8 bits, sign
-    from bit 8, the abscissa from the top 53 bits; about 1.2 % of draws fall outside
-    the core and take further words (wedge test or the Marsaglia tail beyond r = 3.654).
+    The words are the SplitMix64 sequence ``mix(s + j·φ)``, j = 1, 2, …, from the
+    hashed start ``s = hash3(key, counter, tag << 40)`` (one finaliser round per word,
+    as in SplitMix64 itself; two streams overlap only if their starts fall within n·φ of
+    each other, probability ≈ n/2⁶⁴). Each word feeds a 256-layer ziggurat (Marsaglia &
+    Tsang 2000): layer from the low 8 bits, sign from bit 8, the abscissa from the top
+    53 bits; about 1.2 % of draws fall outside the core and take further words (wedge
+    test or the Marsaglia tail beyond r = 3.654).
     """
     n = out.shape[0]
-    idx = tag << 40
+    s = stream_start(key, counter, tag)
     for j in range(n):
         while True:
-            bits = hash3(key, counter, idx)
-            idx += 1
+            s += _GOLD
+            bits = mix64(s)
             i = np.int64(bits & _M8)
             neg = ((bits >> _S8) & _ONE) == _ONE
-            u = np.float64(bits >> _S11) * _TWO53
+            u = np.float64(np.int64(bits >> _S11)) * _TWO53
             z = u * _ZX[i]
             if z < _ZX[i + 1]:
                 break
             if i == 0:
                 while True:
-                    a = -np.log(uniform(key, counter, idx)) / _ZR
-                    b = -np.log(uniform(key, counter, idx + 1))
-                    idx += 2
+                    s += _GOLD
+                    a = -np.log((np.float64(mix64(s) >> _S11) + 0.5) * _TWO53) / _ZR
+                    s += _GOLD
+                    b = -np.log((np.float64(mix64(s) >> _S11) + 0.5) * _TWO53)
                     if 2.0 * b > a * a:
                         break
                 z = _ZR + a
                 break
-            y = _ZF[i] + uniform(key, counter, idx) * (_ZF[i + 1] - _ZF[i])
-            idx += 1
+            s += _GOLD
+            y = _ZF[i] + (np.float64(mix64(s) >> _S11) + 0.5) * _TWO53 * (_ZF[i + 1] - _ZF[i])
             if y < np.exp(-0.5 * z * z):
                 break
         out[j] = -z if neg else z
