@@ -1,22 +1,25 @@
-"""AMP / cavity iteration: the vectorised sweep against per-spin loops.
+"""AMP / cavity iteration: the fused sweep of amp_solve against per-spin loops.
 
 Setting: D = 10 and 20, N = 100, P = 10⁴, λ = 0.01, β = 100, the ``paper`` variant with
-damping 0.9 from the paper's random start (DESIGN §1.4). Three implementations of the
+damping 0.9 from the paper's random start (DESIGN §1.4). Four implementations of the
 same parallel (Jacobi) sweep run the same number of sweeps from the same start:
 
-* ``vectorised``: :func:`spinicl.amp.amp_solve` (two matrix-vector products per sweep);
+* ``vectorised``: :func:`spinicl.amp.amp_solve` (one fused Numba pass over the couplings
+  per sweep, the whole iteration compiled; J∘J is never formed);
 * ``numpy per-spin loop``: a Python loop over spins i, each a numpy row product
   ``J[i] @ m`` and ``(J∘J)[i] @ v`` (J∘J formed once) — the paper's loop style in numpy;
 * ``python loop``: :func:`spinicl.amp.amp_solve_loop`, the literal double loop over spins
-  in pure Python (it also computes the residual ‖Am − h‖ every sweep, as the vectorised
-  code does);
-* ``torch per-spin loop`` (only if torch is installed): the numpy loop with torch tensors.
+  in pure Python (it also computes the residual ‖Am − h‖ every sweep, as amp_solve does);
+* ``torch per-spin loop`` (only if torch is installed): the numpy loop with torch tensors
+  (float64, CPU, one intra-op thread).
 
 Each must reach the same iterate (maximum relative difference of m and v after the same
-sweeps, printed). Time per sweep = (t(k₂) − t(k₁)) / (k₂ − k₁), best of 3, so fixed
-set-up costs cancel; one BLAS thread throughout.
+sweeps, printed). Time per sweep = (t(k₂) − t(k₁)) / (k₂ − k₁), so fixed set-up costs
+cancel, with t(k) the best of ``--rounds`` interleaved rounds (each round times every
+implementation once at k₁ and at k₂, so a burst of load on a shared machine hits them
+alike); one BLAS thread throughout.
 
-Run: ``python bench/bench_amp.py`` (about 30 s).
+Run: ``python bench/bench_amp.py`` (about 30 s; ``--rounds`` sets the rounds, default 5).
 """
 
 from __future__ import annotations
@@ -94,24 +97,31 @@ def torch_spin_loop(A: np.ndarray, h: np.ndarray, beta: float, m0: np.ndarray,
     return m.numpy(), v.numpy()
 
 
-def per_sweep(run: Callable[[int], object], k1: int, k2: int, repeats: int = 3) -> float:
-    """Seconds per sweep from the difference of a k2- and a k1-sweep run (best of)."""
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run(k1)
-        t1 = time.perf_counter()
-        run(k2)
-        t2 = time.perf_counter()
-        best = min(best, ((t2 - t1) - (t1 - t0)) / (k2 - k1))
-    return float(best)
+def per_sweep(runs: dict[str, tuple[Callable[[int], object], int, int]], rounds: int
+              ) -> dict[str, float]:
+    """Seconds per sweep of each run: (min t(k2) − min t(k1)) / (k2 − k1).
+
+    ``runs`` maps a name to (run, k1, k2). Each of ``rounds`` rounds times every run once
+    at k1 and once at k2, in turn, so a burst of load hits all runs alike; the minimum of
+    each call over the rounds is its least-disturbed time (the minimum of the
+    *differences* would favour a round whose k1 call happened to be slowed down).
+    """
+    best = {name: [np.inf, np.inf] for name in runs}
+    for _ in range(rounds):
+        for name, (run, k1, k2) in runs.items():
+            for slot, k in enumerate((k1, k2)):
+                t0 = time.perf_counter()
+                run(k)
+                best[name][slot] = min(best[name][slot], time.perf_counter() - t0)
+    return {name: float((t2 - t1) / (runs[name][2] - runs[name][1]))
+            for name, (t1, t2) in best.items()}
 
 
 def rel_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
-def bench_dimension(D: int, sweeps_check: int) -> dict:
+def bench_dimension(D: int, sweeps_check: int, rounds: int = 5) -> dict:
     task = make_task(TaskConfig(D=D, N=N, P=P, lam=LAM))
     model = build_model(task, representation="dense")
     A, h = model.precision(), model.field
@@ -129,21 +139,26 @@ def bench_dimension(D: int, sweeps_check: int) -> dict:
              "numpy_spin_loop": max(rel_diff(npl[0], ref.m), rel_diff(npl[1], ref.v))}
     out = {"D": D, "n_spins": model.n_spins, "sweeps_compared": sweeps_check}
     slow_k = (1, 11) if D <= 10 else (1, 5)
-    out["vectorised_s"] = per_sweep(lambda k: amp_solve(A, h, BETA, max_sweeps=k, **kw),
-                                    1, 301)
-    out["numpy_spin_loop_s"] = per_sweep(
-        lambda k: numpy_spin_loop(A, h, BETA, m0, v0, k), 1, 11)
-    out["python_loop_s"] = per_sweep(
-        lambda k: amp_solve_loop(A, h, BETA, max_sweeps=k, **kw), *slow_k)
+    runs: dict[str, tuple[Callable[[int], object], int, int]] = {
+        "vectorised": (lambda k: amp_solve(A, h, BETA, max_sweeps=k, **kw), 1,
+                       2001 if D <= 10 else 301),
+        "numpy_spin_loop": (lambda k: numpy_spin_loop(A, h, BETA, m0, v0, k), 1, 11),
+        "python_loop": (lambda k: amp_solve_loop(A, h, BETA, max_sweeps=k, **kw), *slow_k),
+    }
     try:
-        import torch  # noqa: F401
-
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(1)
         tl = torch_spin_loop(A, h, BETA, m0, v0, sweeps_check)
         agree["torch_spin_loop"] = max(rel_diff(tl[0], ref.m), rel_diff(tl[1], ref.v))
-        out["torch_spin_loop_s"] = per_sweep(
-            lambda k: torch_spin_loop(A, h, BETA, m0, v0, k), 1, 6)
-    except ImportError:
-        out["torch_spin_loop_s"] = None
+        runs["torch_spin_loop"] = (lambda k: torch_spin_loop(A, h, BETA, m0, v0, k), 1, 6)
+    times = per_sweep(runs, rounds)
+    out["rounds"] = rounds
+    out["vectorised_s"] = times["vectorised"]
+    for k in ("numpy_spin_loop", "python_loop", "torch_spin_loop"):
+        out[k + "_s"] = times.get(k)
     out["agreement_max_rel_diff"] = agree
     for k in ("numpy_spin_loop", "python_loop", "torch_spin_loop"):
         t = out.get(k + "_s")
@@ -166,15 +181,16 @@ def bench_dimension(D: int, sweeps_check: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--D", type=int, nargs="*", default=[10, 20])
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     args = ap.parse_args()
     t0 = time.perf_counter()
     results = []
     with threadpool_limits(limits=1, user_api="blas"):
         for D in args.D:
-            r = bench_dimension(D, sweeps_check=3)
+            r = bench_dimension(D, sweeps_check=3, rounds=args.rounds)
             results.append(r)
-            say(f"D={D} (n={r['n_spins']}): per sweep vectorised {1e3 * r['vectorised_s']:.3f}"
-                f" ms, numpy per-spin loop {1e3 * r['numpy_spin_loop_s']:.2f} ms "
+            say(f"D={D} (n={r['n_spins']}): per sweep amp_solve (fused) "
+                f"{1e3 * r['vectorised_s']:.3f} ms, numpy per-spin loop {1e3 * r['numpy_spin_loop_s']:.2f} ms "
                 f"({r['speedup_vs_numpy_spin_loop']:.1f}x), python loop "
                 f"{1e3 * r['python_loop_s']:.1f} ms ({r['speedup_vs_python_loop']:.0f}x); "
                 f"same iterate after {r['sweeps_compared']} sweeps: max rel diff "

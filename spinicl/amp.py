@@ -32,11 +32,22 @@ The v update does not involve m, so v is the same in both variants; converged, i
 approximates the exact marginal variances diag((βA)⁻¹) to a fraction of a percent (the
 cavity approximation neglects the correlations between the neighbours of a spin).
 
-Each sweep costs two matrix-vector products, A m (which gives both Σ_j J_ij m_j =
-λ_i m_i − (A m)_i and the residual A m − h, so the residual is free) and (J∘J) v, with
-J∘J formed once. (J∘J) v has no matrix-free form, so AMP needs the dense precision:
-:func:`amp_for_model` refuses other representations; whether the dense matrix fits the
-memory budget is decided by :func:`spinicl.models.choose_representation`.
+Each sweep is one fused pass over the couplings, compiled with Numba
+(:func:`_coupling_sums`): row by row it forms Σ_{j≠i} J_ij m_j and Σ_{j≠i} J_ij² v_j
+together, squaring J_ij on the fly, so J∘J is never stored and the couplings are read
+once per sweep instead of twice. The residual A m − h = λ∘m − J m − h then needs no
+second product, and the update, damping and stopping quantities follow in O(n) loops
+without temporaries; the whole iteration runs inside Numba (:func:`_amp_iterate`). The
+couplings are a copy J = −A with a zero diagonal (n² doubles, what J∘J used to cost), so
+both sums run over whole contiguous rows. The two row sums are the only code compiled
+with ``fastmath``, and only reassociation and FMA contraction (so that they vectorise;
+no finite-math flags, so NaN and ∞ still stop the iteration): their rounding differs
+from BLAS's at the 1e-16 level. Measured at D = 10 and 20, the iterates agree with the
+former two-product numpy code and with the literal loop to < 1e-15 relative.
+
+(J∘J) v has no matrix-free form, so AMP needs the dense precision: :func:`amp_for_model`
+refuses other representations; whether the dense matrix fits the memory budget is
+decided by :func:`spinicl.models.choose_representation`.
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+from numba import njit
 
 from spinicl.config import ConfigError, check_beta, check_choice, check_float, check_int
 
@@ -278,13 +290,178 @@ def _history(trace: dict[str, list], record: bool, want: bool
     return out
 
 
+# --------------------------------------------------------------------------- kernels
+#: Status codes of :func:`_amp_iterate`.
+_PAUSED, _CONVERGED_RESIDUAL, _MAX_SWEEPS, _CONVERGED_CHANGE, _NOT_FINITE = 0, 1, 2, 3, 4
+
+#: Sweeps recorded per call of :func:`_amp_iterate` when a history is kept (the buffers of
+#: one call; a long run makes several calls, so memory grows with the sweeps actually run).
+_RECORD_CHUNK = 256
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _coupling_sums(J: np.ndarray, m: np.ndarray, v: np.ndarray, field: np.ndarray,
+                   V: np.ndarray) -> None:
+    """field = J m and V = (J∘J) v in one pass over J (J_ij² formed on the fly).
+
+    The only reductions of the sweep, so the only code compiled with (non-finite-safe)
+    ``fastmath``: reassociation lets LLVM vectorise the row sums, contraction fuses the
+    multiply-adds. Four rows at a time share the loads of m and v.
+
+    Parameters
+    ----------
+    J : ndarray, shape (n, n)
+        Couplings, C-contiguous, zero diagonal.
+    m, v : ndarray, shape (n,)
+    field, V : ndarray, shape (n,)
+        Output: Σ_j J_ij m_j and Σ_j J_ij² v_j.
+    """
+    n = J.shape[0]
+    i = 0
+    while i + 4 <= n:
+        f0 = f1 = f2 = f3 = 0.0
+        q0 = q1 = q2 = q3 = 0.0
+        for j in range(n):
+            a0 = J[i, j]
+            a1 = J[i + 1, j]
+            a2 = J[i + 2, j]
+            a3 = J[i + 3, j]
+            mj = m[j]
+            vj = v[j]
+            f0 += a0 * mj
+            f1 += a1 * mj
+            f2 += a2 * mj
+            f3 += a3 * mj
+            q0 += a0 * a0 * vj
+            q1 += a1 * a1 * vj
+            q2 += a2 * a2 * vj
+            q3 += a3 * a3 * vj
+        field[i] = f0
+        field[i + 1] = f1
+        field[i + 2] = f2
+        field[i + 3] = f3
+        V[i] = q0
+        V[i + 1] = q1
+        V[i + 2] = q2
+        V[i + 3] = q3
+        i += 4
+    while i < n:
+        f0 = 0.0
+        q0 = 0.0
+        for j in range(n):
+            a0 = J[i, j]
+            f0 += a0 * m[j]
+            q0 += a0 * a0 * v[j]
+        field[i] = f0
+        V[i] = q0
+        i += 1
+
+
+@njit(cache=True, error_model="numpy")
+def _amp_iterate(J: np.ndarray, lam: np.ndarray, h: np.ndarray, beta: float,
+                 theta: float, onsager: bool, by_residual: bool, tol: float,
+                 hnorm: float, max_sweeps: int, sweeps: int, stop_at: int,
+                 m: np.ndarray, v: np.ndarray, field: np.ndarray, V: np.ndarray,
+                 change_out: np.ndarray, res_out: np.ndarray, m_out: np.ndarray,
+                 v_out: np.ndarray, record: bool, record_iterates: bool
+                 ) -> tuple[int, int, float]:
+    """Sweeps of the cavity iteration, in place on (m, v), until a stop or ``stop_at``.
+
+    Each sweep: one pass :func:`_coupling_sums`; the residual of the current iterate
+    (and the residual rule, and the ``max_sweeps`` cap); the Jacobi update, its change
+    measure and the damping in one O(n) loop. Same order of tests as the literal loop
+    :func:`amp_solve_loop`.
+
+    Parameters
+    ----------
+    J : ndarray, shape (n, n)
+        −A with a zero diagonal, C-contiguous.
+    lam, h : ndarray, shape (n,)
+        λ_i = A_ii and the field.
+    beta, theta, tol, hnorm : float
+        β, damping θ (weight of the old iterate), tolerance, ‖h‖ (or 1).
+    onsager, by_residual : bool
+        Reaction term in the numerator; stop on the residual (else on the change).
+    max_sweeps, sweeps, stop_at : int
+        Cap on sweeps, sweeps done before this call, and the count at which to pause
+        (return ``_PAUSED``) so the caller can hand over fresh record buffers.
+    m, v : ndarray, shape (n,)
+        The iterate, updated in place.
+    field, V : ndarray, shape (n,)
+        Work arrays.
+    change_out, res_out : ndarray, shape (stop_at − sweeps,)
+        With ``record``: the change measure and the residual of each sweep of this call.
+    m_out, v_out : ndarray, shape (stop_at − sweeps, n)
+        With ``record_iterates``: the iterate after each sweep of this call.
+    record, record_iterates : bool
+
+    Returns
+    -------
+    (status, sweeps, residual)
+        A status code (``_PAUSED``, ``_CONVERGED_RESIDUAL``, ``_MAX_SWEEPS``,
+        ``_CONVERGED_CHANGE``: residual not computed, returned as NaN,
+        ``_NOT_FINITE``: residual NaN), the sweeps done in all, and the residual
+        ‖A m − h‖/‖h‖ of the final iterate.
+    """
+    n = m.shape[0]
+    first = sweeps
+    b2 = beta * beta
+    keep = 1.0 - theta
+    while True:
+        _coupling_sums(J, m, v, field, V)
+        r2 = 0.0
+        for i in range(n):
+            r = lam[i] * m[i] - field[i] - h[i]  # (A m − h)_i
+            r2 += r * r
+        res = np.sqrt(r2) / hnorm
+        if by_residual and res <= tol:
+            return _CONVERGED_RESIDUAL, sweeps, res
+        if sweeps >= max_sweeps:
+            return _MAX_SWEEPS, sweeps, res
+        dm2 = 0.0
+        dv2 = 0.0
+        finite = True
+        for i in range(n):
+            Vi = b2 * V[i]
+            den = beta * lam[i] - Vi
+            num = beta * h[i] + beta * field[i]
+            if onsager:
+                num -= Vi * m[i]
+            m_new = num / den
+            v_new = 1.0 / den
+            d = m_new - m[i]
+            dm2 += d * d
+            d = v_new - v[i]
+            dv2 += d * d
+            mi = theta * m[i] + keep * m_new
+            vi = theta * v[i] + keep * v_new
+            finite = finite and np.isfinite(mi) and np.isfinite(vi)
+            m[i] = mi
+            v[i] = vi
+        change = dm2 / n + dv2 / n
+        k = sweeps - first
+        sweeps += 1
+        if record:
+            change_out[k] = change
+            res_out[k] = res
+        if record_iterates:
+            m_out[k] = m
+            v_out[k] = v
+        if not (finite and np.isfinite(change)):
+            return _NOT_FINITE, sweeps, np.nan
+        if not by_residual and change < tol:
+            return _CONVERGED_CHANGE, sweeps, np.nan
+        if sweeps >= stop_at:
+            return _PAUSED, sweeps, np.nan
+
+
 # --------------------------------------------------------------------------- solvers
 def amp_solve(A: np.ndarray, h: np.ndarray, beta: float, variant: str = "paper",
               damping: float = DEFAULT_DAMPING, tol: float | None = None,
               max_sweeps: int | None = None, start: str | None = None, seed: int = 0,
               m_exact: np.ndarray | None = None, v_exact: np.ndarray | None = None,
               history: bool = False, record_iterates: bool = False) -> AMPResult:
-    """Run the cavity iteration (vectorised: two matrix-vector products per sweep).
+    """Run the cavity iteration (one fused, compiled pass over the couplings per sweep).
 
     Parameters
     ----------
@@ -329,57 +506,49 @@ def amp_solve(A: np.ndarray, h: np.ndarray, beta: float, variant: str = "paper",
         ``amp_start``, ``seed`` or ``beta``, or a non-positive diagonal of A (``lam``).
     """
     s = _prepare(A, h, beta, variant, damping, tol, max_sweeps, start, seed)
-    A, h, b, theta = s.A, s.h, s.beta, s.damping
-    lam_i = np.diag(A).copy()
-    J2 = A * A  # J∘J, formed once (J_ij² = A_ij²); its diagonal is not used
-    np.fill_diagonal(J2, 0.0)
-    b_lam, b_h = b * lam_i, b * h
+    J = np.negative(s.A, order="C")  # J_ij = −A_ij; its diagonal is zeroed, λ kept apart
+    lam_i = np.diag(s.A).copy()
+    np.fill_diagonal(J, 0.0)
+    h = np.array(s.h, order="C")  # a writeable C copy: one compiled signature
     hnorm = float(np.linalg.norm(h)) or 1.0
-    onsager = s.variant == "onsager"
-    by_residual = s.stop_rule == "residual"
     record = history or record_iterates
-    trace: dict[str, list] = {"change": [], "residual": [], "m": [], "v": []}
-
     m, v = s.m0.copy(), s.v0.copy()
+    field_, V = np.empty_like(m), np.empty_like(m)
+    n = m.shape[0]
+    chunks: dict[str, list[np.ndarray]] = {"change": [], "residual": [], "m": [], "v": []}
     if record_iterates:
-        trace["m"].append(m.copy())
-        trace["v"].append(v.copy())
-    sweeps, converged, residual = 0, False, None
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        while True:
-            Am = A @ m  # product 1: gives Σ_j J_ij m_j and the residual
-            res = float(np.linalg.norm(Am - h)) / hnorm
-            if by_residual and res <= s.tol:
-                converged, residual = True, res
-                break
-            if sweeps >= s.max_sweeps:
-                residual = res
-                break
-            V = (b * b) * (J2 @ v)  # product 2
-            den = b_lam - V
-            num = b_h + b * (lam_i * m - Am)
-            if onsager:
-                num -= V * m
-            m_new = num / den
-            v_new = 1.0 / den
-            change = float(np.mean((m_new - m) ** 2) + np.mean((v_new - v) ** 2))
-            m = theta * m + (1.0 - theta) * m_new
-            v = theta * v + (1.0 - theta) * v_new
-            sweeps += 1
-            if record:
-                trace["change"].append(change)
-                trace["residual"].append(res)
-            if record_iterates:
-                trace["m"].append(m.copy())
-                trace["v"].append(v.copy())
-            if not (np.isfinite(change) and np.isfinite(m).all() and np.isfinite(v).all()):
-                residual = float("nan")
-                break
-            if not by_residual and change < s.tol:
-                converged = True
-                break
-    return _finish(s, m, v, sweeps, converged, residual, m_exact, v_exact,
-                   _history(trace, record_iterates, history))
+        chunks["m"].append(m[None].copy())
+        chunks["v"].append(v[None].copy())
+    sweeps, status, residual = 0, _PAUSED, float("nan")
+    while status == _PAUSED:
+        # without a history one call runs to the end; with one, chunks of record buffers
+        stop_at = min(s.max_sweeps, sweeps + _RECORD_CHUNK) if record else s.max_sweeps
+        k = stop_at - sweeps
+        change_buf = np.empty(k if record else 0)
+        res_buf = np.empty(k if record else 0)
+        m_buf = np.empty((k, n) if record_iterates else (0, n))
+        v_buf = np.empty((k, n) if record_iterates else (0, n))
+        before = sweeps
+        status, sweeps, residual = _amp_iterate(
+            J, lam_i, h, s.beta, s.damping, s.variant == "onsager",
+            s.stop_rule == "residual", s.tol, hnorm, s.max_sweeps, sweeps, stop_at,
+            m, v, field_, V, change_buf, res_buf, m_buf, v_buf, record, record_iterates)
+        done = sweeps - before
+        chunks["change"].append(change_buf[:done])
+        chunks["residual"].append(res_buf[:done])
+        chunks["m"].append(m_buf[:done])
+        chunks["v"].append(v_buf[:done])
+    converged = status in (_CONVERGED_RESIDUAL, _CONVERGED_CHANGE)
+    # after the change rule the residual of the final iterate is computed by _finish
+    res_out = None if status == _CONVERGED_CHANGE else float(residual)
+    hist = None
+    if record:
+        hist = {"change": np.concatenate(chunks["change"]),
+                "residual": np.concatenate(chunks["residual"])}
+        if record_iterates:
+            hist["m"] = np.concatenate(chunks["m"])
+            hist["v"] = np.concatenate(chunks["v"])
+    return _finish(s, m, v, sweeps, converged, res_out, m_exact, v_exact, hist)
 
 
 def amp_solve_loop(A: np.ndarray, h: np.ndarray, beta: float, variant: str = "paper",

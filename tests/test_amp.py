@@ -1,10 +1,11 @@
-"""AMP / cavity iteration: vectorised = literal loop, fixed points, v, bad input."""
+"""AMP / cavity iteration: fused (Numba) sweep = literal loop, fixed points, v, bad input."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+import spinicl.amp as amp_mod
 from spinicl.amp import amp_for_model, amp_solve, amp_solve_loop, exact_reference
 from spinicl.config import ConfigError
 from spinicl.models import build_model
@@ -52,6 +53,85 @@ def test_vectorised_equals_literal_loop(tiny, variant, damping):
                                rtol=1e-9, atol=1e-14)
 
 
+def _weak_coupling(n: int, seed: int, asymmetric: bool = False):
+    """A = I + small couplings: the iteration contracts at β = 1 for any n."""
+    rng = np.random.default_rng(seed)
+    B = rng.standard_normal((n, n)) * (0.3 / np.sqrt(n))
+    A = np.eye(n) + (B if asymmetric else (B + B.T) / 2)
+    return A, rng.standard_normal(n)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 6, 7, 13])
+@pytest.mark.parametrize("variant", ["paper", "onsager"])
+def test_fused_equals_literal_loop_any_size(n, variant):
+    """Every size modulo the kernel's 4-row blocks (the remainder rows included)."""
+    A, h = _weak_coupling(n, seed=n)
+    kw = {"variant": variant, "damping": 0.5, "tol": 1e-300, "max_sweeps": 25,
+          "start": "random", "seed": 1, "record_iterates": True}
+    fast = amp_solve(A, h, 1.0, **kw)
+    slow = amp_solve_loop(A, h, 1.0, **kw)
+    assert fast.sweeps == slow.sweeps == 25
+    np.testing.assert_allclose(fast.history["m"], slow.history["m"], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(fast.history["v"], slow.history["v"], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(fast.history["residual"], slow.history["residual"],
+                               rtol=1e-9, atol=1e-14)
+
+
+def test_fused_uses_rows_of_any_layout():
+    """A non-symmetric, Fortran-ordered A and a strided h: the iteration reads A by rows."""
+    A, h = _weak_coupling(11, seed=4, asymmetric=True)
+    h2 = np.repeat(h, 2)[::2]
+    kw = {"variant": "onsager", "damping": 0.3, "tol": 1e-300, "max_sweeps": 15}
+    fast = amp_solve(np.asfortranarray(A), h2, 1.0, **kw)
+    slow = amp_solve_loop(A, h, 1.0, **kw)
+    np.testing.assert_allclose(fast.m, slow.m, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(fast.v, slow.v, rtol=1e-12, atol=1e-14)
+    # converged, its fixed point solves A m = h although A is not symmetric
+    r = amp_solve(A, h, 1.0, variant="onsager", damping=0.3)
+    assert r.converged and r.residual <= 1e-12
+    np.testing.assert_allclose(r.m, np.linalg.solve(A, h), rtol=0,
+                               atol=1e-11 * np.abs(r.m).max())
+
+
+def test_history_in_chunks(small, monkeypatch):
+    """Histories longer than one record buffer are stitched together exactly, and keeping
+    a history does not change the iterate."""
+    A, h = small
+    plain = amp_solve(A, h, BETA, variant="onsager")
+    full = amp_solve(A, h, BETA, variant="onsager", record_iterates=True)
+    monkeypatch.setattr(amp_mod, "_RECORD_CHUNK", 7)
+    chunked = amp_solve(A, h, BETA, variant="onsager", record_iterates=True)
+    assert plain.sweeps == full.sweeps == chunked.sweeps > 7
+    np.testing.assert_array_equal(plain.m, full.m)
+    np.testing.assert_array_equal(plain.m, chunked.m)
+    for key in ("change", "residual", "m", "v"):
+        np.testing.assert_array_equal(full.history[key], chunked.history[key])
+    assert full.history["change"].shape == (full.sweeps,)
+    assert full.history["m"].shape == (full.sweeps + 1, A.shape[0])
+    np.testing.assert_array_equal(full.history["m"][-1], full.m)
+    assert full.history["residual"][-1] > plain.residual  # the last sweep's start
+    # the residual of the final iterate, as the kernel computes it
+    assert plain.residual == pytest.approx(np.linalg.norm(A @ plain.m - h) / np.linalg.norm(h),
+                                           rel=1e-6)
+
+
+def test_divergence_stops_like_the_loop():
+    """Two strongly coupled spins without damping: the onsager iterate overflows. With one
+    coupling per row every sum is a single term, so both codes follow the same iterates
+    and stop at the same sweep (not converged, residual NaN)."""
+    A = np.array([[1.0, 0.9], [0.9, 1.0]])
+    h = np.array([1.0, -0.5])
+    kw = {"variant": "onsager", "damping": 0.0, "tol": 1e-300, "max_sweeps": 10_000,
+          "history": True}
+    with np.errstate(over="ignore", invalid="ignore"):
+        fast = amp_solve(A, h, 1.0, **kw)
+        slow = amp_solve_loop(A, h, 1.0, **kw)
+    assert fast.sweeps == slow.sweeps < 10_000
+    assert not fast.converged and np.isnan(fast.residual)
+    assert fast.history["change"].shape == (fast.sweeps,)
+    assert not np.isfinite(fast.history["change"][-1])
+
+
 def test_loop_same_stopping(tiny):
     A, h = tiny
     fast = amp_solve(A, h, BETA, variant="onsager")
@@ -61,8 +141,15 @@ def test_loop_same_stopping(tiny):
     np.testing.assert_allclose(fast.m, slow.m, rtol=1e-10, atol=1e-12)
 
 
-def test_onsager_reaches_exact_mean(small):
-    A, h = small
+@pytest.fixture(scope="module")
+def medium():
+    """n = 49 spins (12 blocks of 4 rows and a remainder row)."""
+    return _system(D=6, N=20, P=3000, lam=0.05)
+
+
+@pytest.mark.parametrize("system", ["small", "medium"])
+def test_onsager_reaches_exact_mean(system, request):
+    A, h = request.getfixturevalue(system)
     m, _ = exact_reference(A, h, BETA)
     for damping in (0.9, 0.5):
         r = amp_solve(A, h, BETA, variant="onsager", damping=damping)
