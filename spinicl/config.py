@@ -55,8 +55,8 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------- checks
 def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
     """Return ``value`` as an int in ``[low, high]`` or raise :class:`ConfigError`."""
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        isinstance(value, float) and float(value).is_integer()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) and not (
+        isinstance(value, (float, np.floating)) and float(value).is_integer()
     ):
         raise ConfigError(name, _range_text(low, high, integer=True), value)
     v = int(value)
