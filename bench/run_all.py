@@ -195,14 +195,10 @@ def render_ess(d: dict) -> list[str]:
     for run in d["runs"]:
         rows = _ess_rows(run["rows"])
         rows += _ess_rows(run.get("matrix_free_rows", []), "matrix-free")
-        rows += _ess_rows([r for r in run.get("tuned_rows", []) if r["sampler"] != "exact"],
-                          "step 0.85")
         lam1 = run["rows"][0].get("slowest_eigenvalue")
-        tuned = run.get("best_tuned", {"sampler": "–", "precondition": "–"})
         out += ["", (f"**P = {run['P']}** (slowest active eigenvalue of A: {_g(lam1, '.4g')}; "
                 f"best with the library defaults: {run['best']['sampler']}/"
-                f"{run['best']['precondition']}, best with BAOAB's step at 0.85 of its "
-                f"bound: {tuned['sampler']}/{tuned['precondition']})"),
+                f"{run['best']['precondition']})"),
                 ""]
         out += _table(head, rows)
     return out
@@ -212,7 +208,7 @@ def render_baoab_scan(d: dict) -> list[str]:
     s = d["settings"]
     out = [f"BAOAB on the merged model, D = {s['D']}, N = {s['N']}, P = {s['P']}, β = "
            f"{s['beta']:g}, R = {s['replicas']} chains, {s['budget_seconds']:g} s per row; "
-           "step as a fraction of the stability bound 2/√λ_max (library default 0.5), "
+           "step as a fraction of the stability bound 2/√λ_max (library default 0.8), "
            "friction γ (default 1). Ratios to the exact sampler's samples/s "
            f"({d.get('exact_rate', d['exact']['chain_steps_per_s']):.4g}/s in this run), "
            "= (median BAOAB throughput of the preconditioner / exact samples/s) / τ: "
@@ -327,9 +323,48 @@ def render_sweep(d: dict) -> list[str]:
 def render_peers(d: dict) -> list[str]:
     if d.get("skipped"):
         return [d["skipped"] + "."]
-    rows = [[r["sampler"], _g(r["chain_steps_per_s"], ".4g"), _g(r["ess_per_s_energy"], ".4g"),
-             _g(r["ess_per_s_slowest"], ".4g")] for r in d["rows"]]
-    return _table(["sampler", "chain-steps/s", "ESS/s energy", "ESS/s slowest"], rows)
+    s, jx = d["settings"], d.get("jax", {})
+    thr = ("one thread each (Numba, BLAS and XLA's compute pool: "
+           f"{jx.get('xla_compute_threads')} thread)" if s["threads"] == "1" else
+           f"every library at its default (XLA compute pool: {jx.get('xla_compute_threads')} "
+           "threads)")
+    out = [f"Merged model, D = {s['D']}, N = {s['N']}, P = {s['P']}, λ = {s['lam']}, β = "
+           f"{s['beta']:g} (n = {s['n_spins']}): the same A, h and β for every library, "
+           f"{s['chains']} chains from the same exact draws, {s['budget_seconds']:g} s "
+           "timed per row (¼ throughput, ¾ recording). JAX "
+           f"{d['machine']['versions'].get('jax')} on {jx.get('backend', 'cpu').upper()}, "
+           f"float64 {'on' if jx.get('x64') else 'off'}; {thr}. JAX rows: `lax.scan` blocks "
+           f"of {s['block']} steps compiled ahead of time (compile time excluded, column "
+           "*compile s*). τ and ESS from `spinicl.diagnostics.summarize` for every row "
+           "(energy and projection on the slowest active mode); ESS/s = ESS per chain-step "
+           "× chain-steps/s; *x/exact* = ESS/s over the exact sampler's samples/s. "
+           "*grads* = gradient evaluations per chain-step (NUTS: mean over chains; vmapped "
+           "NUTS runs each step until the chain with the largest tree is done, on average "
+           + _g(next((r.get("grads_per_step_max_over_chains") for r in d["rows"]
+                      if r["sampler"] == "numpyro nuts"), None), ".3g")
+           + " gradient evaluations). *cores* = process CPU time / wall time of the timed phase. "
+           + _load_note(d), ""]
+    rows = [[r["sampler"], _g(r["chain_steps_per_s"], ".4g"), _g(r.get("grads_per_step"), ".3g"),
+             _g(r.get("acceptance"), ".2f"), _g(r["tau_int_energy"], ".3g"),
+             _g(r["tau_int_slowest"], ".3g") + ("" if r.get("tau_reliable", True) else " †"),
+             _g(r["ess_per_s_energy"], ".4g"), _g(r["ess_per_s_slowest"], ".4g"),
+             _g(r.get("ratio_energy"), ".3f"), _g(r.get("ratio_slowest"), ".3f"),
+             _g(r.get("compile_seconds"), ".1f"), _g(r.get("cores_used"), ".2f")]
+            for r in d["rows"]]
+    out += _table(["sampler", "chain-steps/s", "grads", "accept", "τ E", "τ slow",
+                   "ESS/s E", "ESS/s slow", "E/exact", "slow/exact", "compile s",
+                   "cores"], rows)
+    out += ["", "† τ uncertain (relative error > 20 % or run < 20 τ). Tuning:"]
+    out += [f"- {r['sampler']}: {r['tuning']}" + (
+            f" ({r['tuning_seconds']:.1f} s)" if r.get("tuning_seconds") else "")
+            for r in d["rows"] if r.get("tuning")]
+    for t in d.get("targets", []):
+        out += ["", (f"{t['name']}: {_g(t['value'], '.2f')}x "
+                f"({'met' if t['met'] else 'missed'}; goal {t['goal']:g}x)")]
+    if d.get("ratios"):
+        out += [", ".join(f"{k}: {v:.2f}x" for k, v in d["ratios"].items()) + "."]
+    out += ["", f"Script time {d['seconds']:.0f} s."]
+    return out
 
 
 SECTIONS = (("throughput", "Throughput against the GEMM bound", render_throughput),
