@@ -122,7 +122,7 @@ def rel_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def bench_dimension(D: int, sweeps_check: int, rounds: int = 5) -> dict:
-    task = make_task(TaskConfig(D=D, N=N, P=P, lam=LAM))
+    task = make_task(TaskConfig(D=D, N=N, P=P, lam=LAM), keep_test_context=False)
     model = build_model(task, representation="dense")
     A, h = model.precision(), model.field
     m_ex = np.linalg.solve(A, h)

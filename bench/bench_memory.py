@@ -10,6 +10,11 @@ The automatic choice is dense at D ≤ 100 here (P > n/2 and A fits) and matrix-
 D = 200 (the dense A would need 3·8·n² = 39 GB). The target: D = 200, R = 64 within 2 GB.
 ``--extra`` adds D = 100 with ``memory_budget="2GB"`` (matrix-free).
 
+The task is built as the runner builds it, without the raw contexts of the two test sets
+(``make_task(keep_test_context=False)``: only the per-prompt baselines need them);
+``--keep-test-context`` keeps them (2 × 2000 × N × D doubles, 640 MB at D = 200), to
+measure what they cost.
+
 Run: ``python bench/bench_memory.py`` (about 5 minutes: the D = 100 dense sampler set-up
 alone takes ~2.5 minutes on 2 loaded cores, the D = 200 matrix-free one ~1 minute).
 """
@@ -29,7 +34,8 @@ DIMS = (20, 60, 100, 200)
 GOAL_MB = 2048.0
 
 
-def child(D: int, replicas: int, steps: int, budget: str | None) -> None:
+def child(D: int, replicas: int, steps: int, budget: str | None,
+          keep_test_context: bool = False) -> None:
     """Run one point and print one JSON line (runs in the subprocess)."""
     from spinicl.bench import peak_memory_mb
     from spinicl.config import TaskConfig
@@ -38,7 +44,8 @@ def child(D: int, replicas: int, steps: int, budget: str | None) -> None:
     from spinicl.samplers import Ladder, make_sampler
 
     out: dict = {"D": D, "P": P, "N": N, "replicas": replicas, "steps": steps,
-                 "memory_budget": budget, "stages": []}
+                 "memory_budget": budget, "keep_test_context": keep_test_context,
+                 "stages": []}
 
     def stage(name: str, t0: float) -> None:
         out["stages"].append({"stage": name, "seconds": time.perf_counter() - t0,
@@ -46,7 +53,8 @@ def child(D: int, replicas: int, steps: int, budget: str | None) -> None:
 
     stage("imports", time.perf_counter())
     t = time.perf_counter()
-    task = make_task(TaskConfig(D=D, N=N, P=P, lam=LAM))
+    # as the runner builds it: the raw test contexts only for the per-prompt baselines
+    task = make_task(TaskConfig(D=D, N=N, P=P, lam=LAM), keep_test_context=keep_test_context)
     stage("make_task", t)
     t = time.perf_counter()
     model = build_model(task, "merged", representation="auto", memory_budget=budget)
@@ -70,9 +78,10 @@ def child(D: int, replicas: int, steps: int, budget: str | None) -> None:
 
 
 def run_point(D: int, replicas: int, steps: int, budget: str | None,
-              timeout: float) -> dict:
+              timeout: float, keep_test_context: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--child", str(D), "--replicas", str(replicas),
-           "--steps", str(steps)] + (["--budget", budget] if budget else [])
+           "--steps", str(steps)] + (["--budget", budget] if budget else []) + (
+        ["--keep-test-context"] if keep_test_context else [])
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
@@ -99,16 +108,19 @@ def main() -> None:
     ap.add_argument("--extra", action="store_true",
                     help="also D = 100 with memory_budget = 2GB (matrix-free)")
     ap.add_argument("--timeout", type=float, default=420.0, help="seconds per point")
+    ap.add_argument("--keep-test-context", action="store_true",
+                    help="keep the test sets' raw contexts (as make_task did by default)")
     args = ap.parse_args()
     if args.child is not None:
-        child(args.child, args.replicas, args.steps or 3, args.budget)
+        child(args.child, args.replicas, args.steps or 3, args.budget,
+              args.keep_test_context)
         return
     t0 = time.perf_counter()
     plan = [(D, None) for D in args.D] + ([(100, "2GB")] if args.extra else [])
     results = []
     for D, budget in plan:
         steps = args.steps or (20 if D <= 60 else 3)
-        r = run_point(D, args.replicas, steps, budget, args.timeout)
+        r = run_point(D, args.replicas, steps, budget, args.timeout, args.keep_test_context)
         results.append(r)
         if "error" in r:
             say(f"D={D:3d} budget={budget or 'auto'}: FAILED ({r['error']})")
@@ -127,7 +139,8 @@ def main() -> None:
         say(f"target: D=200 R=64 peak {d200['peak_rss_mb']:.0f} MB (goal <= 2048 MB): "
             f"{'met' if targets[0]['met'] else 'MISSED'}")
     path = write_json("memory", {"settings": {"N": N, "P": P, "lam": LAM, "beta": BETA,
-                                              "sampler": "mala"},
+                                              "sampler": "mala",
+                                              "keep_test_context": args.keep_test_context},
                                  "results": results, "targets": targets,
                                  "seconds": time.perf_counter() - t0})
     say(f"wrote {path}")

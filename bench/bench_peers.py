@@ -101,7 +101,7 @@ def _target() -> dict[str, Any]:
     from spinicl.models import build_model
     from spinicl.prompts import make_task
 
-    model = build_model(make_task(TaskConfig(D=D, N=N, P=P, lam=LAM)), representation="dense")
+    model = build_model(make_task(TaskConfig(D=D, N=N, P=P, lam=LAM), keep_test_context=False), representation="dense")
     A, h = model.precision(), model.field
     lam1, u = slowest_active_mode(model)
     m, start = _exact_start(model, BETA, CHAINS, seed=0)

@@ -3,11 +3,18 @@
 Each configuration runs the whole preset (``spinicl sweep --preset demo``: D = 10, 16
 grid points, MALA with an 8-rung ladder) into a fresh file in a temporary folder through
 :func:`spinicl.sweep.run_sweep`; the wall time includes starting the worker processes
-(and the Dask cluster). Also stored: the summed per-point seconds (from the sweep file's
+(and the Dask cluster). With one local worker the points run in the coordinator itself
+(no worker process). Also stored: the summed per-point seconds (from the sweep file's
 grid table; that sum over wall time × workers is the parallel efficiency), the CPU time
-of the worker processes (``getrusage(RUSAGE_CHILDREN)``; CPU over wall time is the
-number of cores the sweep actually got) and the load average around each run: other work
-on the machine takes cores from the 2-worker runs first.
+of the sweep, ``worker_cpu_s`` = the worker processes' (``getrusage(RUSAGE_CHILDREN)``)
+plus the coordinator's own (``RUSAGE_SELF``: the points themselves with one local worker;
+the writer and polling otherwise), both also stored apart; CPU over wall time is the
+number of cores the sweep actually got; and the load average around each run: other
+work on the machine takes cores from the 2-worker runs first.
+
+The Dask LocalCluster's workers run without the nanny's ``MALLOC_TRIM_THRESHOLD_``
+(``spinicl.sweep.LOCAL_CLUSTER_CONFIG``); ``--dask-trim`` restores Dask's default (65536)
+for the dask-local run, to measure what it costs.
 
 ``--reduced`` runs a smaller grid (the first half of the points' α values, fewer steps)
 if the full demo takes too long.
@@ -18,6 +25,7 @@ Run: ``python bench/bench_sweep.py`` (about 1.5 minutes on 2 cores).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -41,41 +49,65 @@ def reduced(cfg):
     return dataclasses.replace(cfg, points=pts)
 
 
-def _cpu_children() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+def _cpu(who: int) -> float:
+    ru = resource.getrusage(who)
     return ru.ru_utime + ru.ru_stime
 
 
-def run_one(cfg, executor: str, workers: int, folder: str) -> dict:
+def run_one(cfg, executor: str, workers: int, folder: str, dask_trim: bool = False) -> dict:
     out = os.path.join(folder, f"sweep-{executor}-{workers}.h5")
     load0 = load_average()
-    cpu0 = _cpu_children()
+    children0, self0 = _cpu(resource.RUSAGE_CHILDREN), _cpu(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    res = run_sweep(cfg, out, executor=executor, workers=workers, progress=False)
+    trim = contextlib.nullcontext()
+    if dask_trim and executor == "dask-local":
+        import spinicl.sweep
+
+        trim = _patched(spinicl.sweep, "LOCAL_CLUSTER_CONFIG", {})
+    with trim:
+        res = run_sweep(cfg, out, executor=executor, workers=workers, progress=False)
     wall = time.perf_counter() - t0
     for _ in range(50):  # reap the finished worker processes so their CPU time counts
         if not multiprocessing.active_children():
             break
         time.sleep(0.1)
-    cpu = _cpu_children() - cpu0
+    children = _cpu(resource.RUSAGE_CHILDREN) - children0
+    own = _cpu(resource.RUSAGE_SELF) - self0
+    cpu = children + own
     grid = read_grid(out)
     secs = np.asarray(grid["seconds"], dtype=float)
     r = {"executor": executor, "workers": workers, "wall_s": wall, "done": res.done,
          "failed": res.failed, "total": res.total,
          "sum_point_s": float(np.nansum(secs)), "worker_cpu_s": cpu,
+         "children_cpu_s": children, "coordinator_cpu_s": own,
+         "in_process": executor == "local" and workers == 1,
+         "dask_malloc_trim": bool(dask_trim) if executor == "dask-local" else None,
          "load_before": load0, "load_after": load_average()}
     r["efficiency"] = r["sum_point_s"] / (wall * workers)
     r["cpu_per_wall"] = cpu / wall
     say(f"{executor:10s} workers={workers}: {wall:6.1f} s for {res.done}/{res.total} points "
-        f"(sum of point times {r['sum_point_s']:.1f} s, worker CPU {cpu:.1f} s = "
+        f"(sum of point times {r['sum_point_s']:.1f} s, CPU {cpu:.1f} s (workers "
+        f"{children:.1f} s, coordinator {own:.1f} s) = "
         f"{r['cpu_per_wall']:.2f} cores busy on average; load {load0[0]:.1f} -> "
         f"{r['load_after'][0]:.1f})")
     return r
 
 
+@contextlib.contextmanager
+def _patched(module, name: str, value):
+    old = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, old)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reduced", action="store_true")
+    ap.add_argument("--dask-trim", action="store_true",
+                    help="dask-local with Dask's default MALLOC_TRIM_THRESHOLD_=65536")
     args = ap.parse_args()
     t0 = time.perf_counter()
     cfg = load_sweep(preset="demo")
@@ -86,7 +118,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="spinicl-bench-sweep-") as folder:
         for executor, workers in CONFIGS:
             try:
-                results.append(run_one(cfg, executor, workers, folder))
+                results.append(run_one(cfg, executor, workers, folder, args.dask_trim))
             except Exception as exc:  # noqa: BLE001 - report, continue with the others
                 results.append({"executor": executor, "workers": workers,
                                 "error": f"{type(exc).__name__}: {exc}"})
@@ -112,7 +144,8 @@ def main() -> None:
     for t in targets:
         say(f"target: {t['name']}: {t['value']:.2f}: {'met' if t['met'] else 'MISSED'}")
     path = write_json("sweep", {"settings": {"preset": "demo", "reduced": args.reduced,
-                                             "points": len(cfg.points)},
+                                             "points": len(cfg.points),
+                                             "dask_malloc_trim": args.dask_trim},
                                 "results": results, "targets": targets,
                                 "seconds": time.perf_counter() - t0})
     say(f"wrote {path}")

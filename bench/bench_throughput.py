@@ -251,7 +251,7 @@ def main() -> None:
                     help="also run with 2 BLAS threads at R >= 64")
     args = ap.parse_args()
     t_start = time.perf_counter()
-    task = make_task(TaskConfig(D=D, N=N, P=P, lam=LAM))
+    task = make_task(TaskConfig(D=D, N=N, P=P, lam=LAM), keep_test_context=False)
     model = build_model(task, "merged")
     say(f"throughput: D={D} N={N} P={P} lam={LAM} beta={BETA} ({model.representation}, "
         f"n={model.n_spins}); best of {args.rounds} interleaved rounds")

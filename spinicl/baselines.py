@@ -104,8 +104,10 @@ def score(pred: np.ndarray, prompts: PromptSet) -> SetScore:
 
 def _need_context(prompts: PromptSet, what: str) -> tuple[np.ndarray, np.ndarray]:
     if prompts.x_context is None or prompts.y_context is None:
-        raise ValueError(f"{what} needs the raw contexts of the prompts (x_context, "
-                         "y_context): use a test set, or make_task(keep_train_context=True)")
+        raise ConfigError("prompts", "prompts with their raw contexts (make_task("
+                          "keep_test_context=True) for the test sets, keep_train_context="
+                          "True for the training prompts)",
+                          note=f"{what} needs x_context and y_context")
     return prompts.x_context, prompts.y_context
 
 

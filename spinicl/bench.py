@@ -469,7 +469,7 @@ def bench_samplers(task_config: TaskConfig,
     step_fraction : float, optional
         Step size as a fraction of each sampler's stability bound, in (0, 1) (MALA: the
         start of its adaptation). Default: the library's default steps (ULA 0.1, BAOAB
-        0.5 of the bound on the merged model).
+        0.8 of the bound on the merged model).
     progress : callable, optional
         Called with each finished row (e.g. to print a line).
 
@@ -521,7 +521,7 @@ def bench_samplers(task_config: TaskConfig,
     if progress is not None and not callable(progress):
         raise ConfigError("progress", "a callable or None", type(progress).__name__)
 
-    task = make_task(task_config)
+    task = make_task(task_config, keep_test_context=False)
     ham = build_model(task, model, representation=representation,
                       memory_budget=memory_budget, dk=dk)
     obs = _Observables(ham, beta, replicas, seed)

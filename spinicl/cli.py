@@ -176,7 +176,8 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
                               "J∘J, no matrix-free form; raise --memory-budget or pass "
                               "--no-amp)", rep)
     t0 = time.perf_counter()
-    task = make_task(cfg)
+    # the raw test contexts (2·test_prompts·N·D doubles) only for the per-prompt baselines
+    task = make_task(cfg, keep_test_context=not no_baselines)
     merged = build_model(task, "merged", representation=representation,
                          memory_budget=memory_budget)
     from spinicl.theory import factored_ground_state, gaussian_theory
@@ -593,7 +594,7 @@ def train(ctx, model, dk, optimizer, lr, epochs, batch_size, init_scale, torch_w
     if batch_size is not None and not 1 <= batch_size <= cfg.P:
         raise ConfigError("batch_size", f"an integer in 1..P = {cfg.P}", batch_size)
     check_new_file(out, force)
-    task = make_task(cfg)
+    task = make_task(cfg, keep_test_context=False)
     bar = ProgressLine(epochs, "epochs", enabled=not quiet)
     result = run_training(task, tcfg, lam=cfg.lam, memory_budget=memory_budget,
                           progress=lambda done, total: bar.update(done))
@@ -809,12 +810,21 @@ def bench(model, dk, samplers, precondition, beta, T, replicas, budget, as_json,
     from spinicl.bench import bench_samplers, format_bench_table
 
     cfg = task_config(kw)
-    rows = bench_samplers(cfg, tuple(x.strip() for x in samplers.split(",") if x.strip()),
-                          model=model, dk=dk, beta=beta, temperature=T, replicas=replicas,
-                          budget_seconds=budget,
-                          precondition=tuple(x.strip() for x in precondition.split(",")),
-                          seed=cfg.seed, representation=representation,
-                          memory_budget=memory_budget)
+    try:
+        rows = bench_samplers(cfg, tuple(x.strip() for x in samplers.split(",") if x.strip()),
+                              model=model, dk=dk, beta=beta, temperature=T,
+                              replicas=replicas, budget_seconds=budget,
+                              precondition=tuple(x.strip() for x in precondition.split(",")),
+                              seed=cfg.seed, representation=representation,
+                              memory_budget=memory_budget)
+    except ConfigError as exc:
+        # the library checks each entry as "sampler" and the timing as "budget_seconds";
+        # name the options this command has
+        option = {"sampler": "samplers", "budget_seconds": "seconds",
+                  "temperature": "T"}.get(exc.param)
+        if option is None:
+            raise
+        raise ConfigError(option, exc.allowed, exc.got, exc.note) from None
     if as_json:
         print_json(rows)
     else:

@@ -156,7 +156,7 @@ def _load_pair(run_path: str | os.PathLike, train_path: str | os.PathLike) -> _P
         warnings.append(f"different weight decay: the run samples E at lambda = {lam_run:g}, "
                         f"the model was trained at lambda = {lam_train:g}; energies here "
                         f"use the run's lambda")
-    task = make_task(TaskConfig(**run_task))
+    task = make_task(TaskConfig(**run_task), keep_test_context=False)
     model = build_model(task, cfg.model, dk=cfg.dk, representation=cfg.representation,
                         memory_budget=cfg.memory_budget)
     if training["theta"].shape != (model.n_spins,):

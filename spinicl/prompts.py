@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spinicl.config import TaskConfig
+from spinicl.config import ConfigError, TaskConfig
 
 #: Prompts are generated in blocks of this many (a fixed part of the algorithm, so the
 #: random stream, and every number, does not depend on memory). Every block draws a full
@@ -48,9 +48,11 @@ class PromptSet:
     w : ndarray, shape (P, D) or None
         Task vectors (kept for test sets).
     x_context : ndarray, shape (P, N, D) or None
-        Context inputs (kept for test sets: the per-prompt baselines need them).
+        Context inputs: kept only on request (``make_task(keep_test_context=True)`` for
+        the test sets, which the per-prompt baselines need; ``keep_train_context`` for
+        the training prompts). Memory P·N·D.
     y_context : ndarray, shape (P, N) or None
-        Context labels.
+        Context labels (kept with ``x_context``).
     x_query : ndarray, shape (P, D) or None
         Query inputs (equal to ``q[:, :D]``).
     """
@@ -163,13 +165,20 @@ def _generate_set(
     task_index: np.ndarray,
     keep_context: bool,
     chol: np.ndarray | None,
+    keep_w: bool | None = None,
 ) -> PromptSet:
-    """Draw ``n_prompts`` prompts block by block (see module docstring)."""
+    """Draw ``n_prompts`` prompts block by block (see module docstring).
+
+    ``keep_context`` keeps the raw contexts (x_context (n, N, D), y_context (n, N));
+    ``keep_w`` (default: as ``keep_context``) the task vectors w (n, D). Neither changes
+    what is drawn: the random stream, and every number, is the same either way.
+    """
     D, N = cfg.D, cfg.N
+    keep_w = keep_context if keep_w is None else keep_w
     c = np.empty((n_prompts, D + 1))
     q = np.zeros((n_prompts, D + 1))
     y = np.empty(n_prompts)
-    w_all = np.empty((n_prompts, D)) if keep_context else None
+    w_all = np.empty((n_prompts, D)) if keep_w else None
     xc_all = np.empty((n_prompts, N, D)) if keep_context else None
     yc_all = np.empty((n_prompts, N)) if keep_context else None
     sqrt_d = np.sqrt(D)
@@ -191,8 +200,9 @@ def _generate_set(
         c[start:stop, D] = np.einsum("bl,bl->b", yc, yc) / (N + 1)
         q[start:stop, :D] = x[:, N, :]
         y[start:stop] = labels[:, N]
-        if keep_context:
+        if keep_w:
             w_all[start:stop] = w
+        if keep_context:
             xc_all[start:stop] = xc
             yc_all[start:stop] = yc
     return PromptSet(c=c, q=q, y=y, task_index=task_index, w=w_all, x_context=xc_all,
@@ -200,7 +210,7 @@ def _generate_set(
 
 
 def make_task(config: TaskConfig | None = None, *, keep_train_context: bool = False,
-              **overrides) -> Task:
+              keep_test_context: bool = True, **overrides) -> Task:
     """Generate the task pool, the training prompts and both test sets.
 
     Parameters
@@ -210,11 +220,23 @@ def make_task(config: TaskConfig | None = None, *, keep_train_context: bool = Fa
         are applied on top, e.g. ``make_task(D=5, N=10, P=200, seed=3)``.
     keep_train_context : bool
         Also keep the raw contexts of the training prompts (memory P·N·D).
+    keep_test_context : bool
+        Keep the raw contexts of both test sets (memory 2·test_prompts·N·D doubles:
+        640 MB at D = 200, N = 100, 2000 prompts each). Only the per-prompt baselines
+        (:func:`spinicl.baselines.bayes_ridge`, :func:`spinicl.baselines.dmmse`) need
+        them; the test errors of weights (``models.mse``), the theory, sampling and
+        training use the factors ``c``, ``q`` only, so callers without baselines pass
+        ``False``. Every number is the same either way (same random streams); the test
+        sets' task vectors ``w`` are kept in both cases.
 
     Returns
     -------
     Task
     """
+    for name, flag in (("keep_train_context", keep_train_context),
+                       ("keep_test_context", keep_test_context)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ConfigError(name, "True or False", flag)
     cfg = (config or TaskConfig()).replace(**overrides) if overrides else (config or TaskConfig())
     root = np.random.SeedSequence(cfg.seed)
     children = dict(zip(STREAMS, root.spawn(len(STREAMS)), strict=True))
@@ -231,10 +253,10 @@ def make_task(config: TaskConfig | None = None, *, keep_train_context: bool = Fa
                           chol)
     n_test = cfg.test_prompts
     test_novel = _generate_set(rngs["test_novel"], cfg, n_test, None,
-                               np.full(n_test, -1), True, chol)
+                               np.full(n_test, -1), keep_test_context, chol, keep_w=True)
     in_index = rngs["test_in_distribution"].integers(0, K, size=n_test)
-    test_in = _generate_set(rngs["test_in_distribution"], cfg, n_test, pool, in_index, True,
-                            chol)
+    test_in = _generate_set(rngs["test_in_distribution"], cfg, n_test, pool, in_index,
+                            keep_test_context, chol, keep_w=True)
     seeds = {"seed": cfg.seed,
              "streams": {k: list(map(int, s.spawn_key)) for k, s in children.items()}}
     return Task(config=cfg, pool=pool, train=train, test_novel=test_novel,

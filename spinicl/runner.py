@@ -73,7 +73,7 @@ def build_run(cfg: SampleConfig):
     from spinicl.samplers import Ladder, make_sampler
     from spinicl.theory import factored_ground_state, gaussian_theory
 
-    task = make_task(cfg.task)
+    task = make_task(cfg.task, keep_test_context=False)  # no baselines here
     model = build_model(task, cfg.model, dk=cfg.dk, representation=cfg.representation,
                         memory_budget=cfg.memory_budget)
     theory = None
@@ -121,13 +121,19 @@ def _temperatures(sampler, state) -> np.ndarray:
 
 # --------------------------------------------------------------------------- loop
 def _loop(cfg: SampleConfig, sampler, state, observables: ObservableSet, writer: RunWriter,
-          progress: ProgressLine, step: int) -> tuple[Any, int]:
-    """Advance from ``step`` to ``cfg.total_steps``; returns (state, step)."""
+          progress: ProgressLine, step: int,
+          stop_flag: dict | None = None) -> tuple[Any, int]:
+    """Advance from ``step`` to ``cfg.total_steps``; returns (state, step).
+
+    Polls ``stop_flag`` (see :func:`run_sample`) or, without one, the flag of its own
+    SIGINT/SIGTERM handlers.
+    """
     from spinicl.samplers import SamplerDivergence
 
     total, burn = cfg.total_steps, cfg.burn_in
     n_rec = writer.n_records
-    with stop_requests() as flag:
+    stops = stop_requests() if stop_flag is None else contextlib.nullcontext(stop_flag)
+    with stops as flag:
         while step < total:
             if flag["signum"] is not None:
                 writer.flush(sampler.state_to_dict(state), step,
@@ -174,14 +180,15 @@ class _Diverged(Exception):
 
 
 def _execute(cfg: SampleConfig, path: str, sampler, state, observables, step: int,
-             progress_on: bool, theory_ok: bool) -> RunResult:
+             progress_on: bool, theory_ok: bool, stop_flag: dict | None = None) -> RunResult:
     """Run the loop on an open layout, then close the file with its status and summary."""
     writer = RunWriter(path, flush_every=cfg.flush_every, flush_seconds=cfg.flush_seconds)
     progress = ProgressLine(cfg.total_steps, "steps", step, progress_on)
     status, message, code = "complete", "", 0
     try:
         with threadpool_limits(limits=1, user_api="blas"):
-            state, step = _loop(cfg, sampler, state, observables, writer, progress, step)
+            state, step = _loop(cfg, sampler, state, observables, writer, progress, step,
+                                stop_flag)
     except RunStopped as exc:
         status, code = "interrupted", 128 + exc.signum
         message = (f"stopped by {exc} at step {step_of(writer)}; continue with: "
@@ -214,7 +221,8 @@ def step_of(writer: RunWriter) -> int:
 
 
 def run_sample(cfg: SampleConfig, path: str, *, force: bool = False,
-               command_line: str = "", progress: bool = True) -> RunResult:
+               command_line: str = "", progress: bool = True,
+               stop_flag: dict | None = None) -> RunResult:
     """Run a sampling job into a new HDF5 file.
 
     Parameters
@@ -227,6 +235,11 @@ def run_sample(cfg: SampleConfig, path: str, *, force: bool = False,
         Recorded in the file.
     progress : bool
         Show a progress line on stderr.
+    stop_flag : dict, optional
+        A ``{"signum": ...}`` flag from :func:`spinicl.signals.stop_requests` that the
+        caller holds (the sweep coordinator running points in its own process): the loop
+        polls it instead of installing its own SIGINT/SIGTERM handlers, so a signal that
+        arrives while the run is being set up still stops it. Default: own handlers.
 
     Returns
     -------
@@ -250,7 +263,8 @@ def run_sample(cfg: SampleConfig, path: str, *, force: bool = False,
     create_layout(path, attrs=attrs, temperatures=temps, theory=refs,
                   record_shapes=shapes, record_dtypes=dtypes,
                   checkpoint=sampler.state_to_dict(state), snapshot_shape=snap_shape)
-    return _execute(cfg, path, sampler, state, observables, 0, progress, theory is not None)
+    return _execute(cfg, path, sampler, state, observables, 0, progress, theory is not None,
+                    stop_flag)
 
 
 def resume_run(path: str, steps: int | None = None, progress: bool = True) -> RunResult:

@@ -33,6 +33,7 @@ import multiprocessing as mp
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 import tomllib
@@ -281,8 +282,21 @@ def load_sweep(path: str | None = None, preset: str | None = None) -> SweepConfi
 
 
 # --------------------------------------------------------------------------- points
-def run_point(spec: PointSpec, scratch: str | None = None) -> dict[str, Any]:
-    """Run one grid point (in a worker). Never raises: a failure is returned as status.
+def run_point(spec: PointSpec, scratch: str | None = None,
+              stop_flag: dict | None = None) -> dict[str, Any]:
+    """Run one grid point (in a worker, or in the coordinator with one local worker).
+
+    Never raises: a failure is returned as status. Numba and BLAS run on one thread
+    during the point (restored afterwards).
+
+    Parameters
+    ----------
+    spec : PointSpec
+    scratch : str, optional
+        Folder for the point's temporary run file (default: the system's).
+    stop_flag : dict, optional
+        The coordinator's ``{"signum": ...}`` stop flag when the point runs in its
+        process: the sampling loop polls it (see :func:`spinicl.runner.run_sample`).
 
     Returns
     -------
@@ -293,21 +307,29 @@ def run_point(spec: PointSpec, scratch: str | None = None) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     out: dict[str, Any] = {"id": spec.id, "status": "done", "message": ""}
+    numba_threads = None
     try:
         with contextlib.suppress(Exception):
             import numba
 
+            numba_threads = numba.get_num_threads()
             numba.set_num_threads(1)
         with threadpool_limits(limits=1, user_api="blas"):
             if spec.mode == "theory":
                 temps, summary = _theory_point(spec)
             else:
-                temps, summary = _sample_point(spec, scratch)
+                temps, summary = _sample_point(spec, scratch, stop_flag)
         out["temperatures"] = temps
         out["summary"] = summary
     except Exception as exc:  # noqa: BLE001 - a failed point is data, not a crash
         out["status"] = "failed"
         out["message"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    finally:
+        if numba_threads is not None:
+            with contextlib.suppress(Exception):
+                import numba
+
+                numba.set_num_threads(numba_threads)
     out["seconds"] = time.perf_counter() - t0
     return out
 
@@ -319,7 +341,7 @@ def _theory_point(spec: PointSpec) -> tuple[np.ndarray, dict]:
     from spinicl.theory import gaussian_theory
 
     cfg = spec.sample
-    task = make_task(cfg.task)
+    task = make_task(cfg.task, keep_test_context=False)  # no baselines here
     model = build_model(task, "merged", representation=cfg.representation,
                         memory_budget=cfg.memory_budget)
     th = gaussian_theory(model, task, seed=cfg.task.seed)
@@ -343,14 +365,15 @@ def _theory_point(spec: PointSpec) -> tuple[np.ndarray, dict]:
     return temps, summary
 
 
-def _sample_point(spec: PointSpec, scratch: str | None) -> tuple[np.ndarray, dict]:
+def _sample_point(spec: PointSpec, scratch: str | None,
+                  stop_flag: dict | None = None) -> tuple[np.ndarray, dict]:
     from spinicl.runner import run_sample
     from spinicl.store import open_run
 
     d = tempfile.mkdtemp(prefix=f"point{spec.id}-", dir=scratch)
     try:
         path = os.path.join(d, "run.h5")
-        res = run_sample(spec.sample, path, progress=False)
+        res = run_sample(spec.sample, path, progress=False, stop_flag=stop_flag)
         if res.status != "complete":
             raise RuntimeError(res.message or res.status)
         with open_run(path) as f:
@@ -540,7 +563,11 @@ def run_sweep(cfg: SweepConfig, out: str, *, executor: str = "local",
         Sweep file; an existing one must come from the same config (it is continued).
     executor : {"local", "dask", "dask-local"}
     workers : int, optional
-        Local processes / LocalCluster workers (default: the number of cores).
+        Local processes / LocalCluster workers (default: the number of cores). With
+        ``executor="local"`` and one worker the points run one after the other in this
+        process (no worker process to start); the results are the same number for
+        number, and SIGINT/SIGTERM still stop the sweep after the finished points are
+        written (the interrupted point runs again on the rerun).
     scheduler : str, optional
         Address of a running Dask scheduler (executor "dask").
     """
@@ -554,9 +581,14 @@ def run_sweep(cfg: SweepConfig, out: str, *, executor: str = "local",
         raise ConfigError("out", "a path in an existing, writable directory", out)
     client = None
     cluster = None
+    environ = dict(os.environ)
     if executor in ("dask", "dask-local"):
         client, cluster = _dask_client(executor, scheduler, workers, connect_timeout)
-    writer = SweepWriter(out, cfg, command_line)
+    try:
+        writer = SweepWriter(out, cfg, command_line)
+    except BaseException:  # e.g. a sweep file of another config: stop the cluster too
+        _close_dask(client, cluster, environ)
+        raise
     todo = [p for p in cfg.points if writer.status[p.id] != "done"]
     n_done = sum(s == "done" for s in writer.status)
     prog = SweepProgress(len(cfg.points), "points", n_done, progress)
@@ -567,6 +599,8 @@ def run_sweep(cfg: SweepConfig, out: str, *, executor: str = "local",
         try:
             if client is not None:
                 gen = _dask_results(client, todo, flag)
+            elif workers == 1:
+                gen = _inprocess_results(todo, flag)
             else:
                 gen = _local_results(todo, workers, flag)
             running = min(len(todo), workers)
@@ -590,17 +624,57 @@ def run_sweep(cfg: SweepConfig, out: str, *, executor: str = "local",
             prog.show(n_done, 0, failed, force=True)
             prog.close()
             writer.close(interrupted)
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    client.close()
-            if cluster is not None:
-                with contextlib.suppress(Exception):
-                    cluster.close()
+            _close_dask(client, cluster, environ)
     return SweepResult(out, n_done, failed, len(cfg.points), interrupted, ran)
 
 
 class SweepStopped(Exception):
     """SIGINT/SIGTERM reached the coordinator: stop after writing what is finished."""
+
+
+@contextlib.contextmanager
+def _second_signal_aborts(flag: dict):
+    """While a point runs in the coordinator: the first SIGINT/SIGTERM sets ``flag`` (the
+    sampling loop stops at its next record), a second one raises KeyboardInterrupt at
+    once (for a long set-up, or a theory point, which poll nothing). Only around the
+    point: the sweep file is never written while these handlers are installed."""
+
+    def handler(signum, _frame):
+        if flag["signum"] is not None:
+            raise KeyboardInterrupt
+        flag["signum"] = signum
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for s in old:
+            signal.signal(s, handler)
+    except ValueError:  # not in the main thread: no handlers, the flag never changes
+        old = {}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _inprocess_results(todo: list[PointSpec], flag: dict):
+    """Yield results of points run one by one in this process (one local worker).
+
+    The sampling loop polls the coordinator's stop ``flag`` (no handlers of its own), so
+    SIGINT/SIGTERM stop the point in progress at its next record, and a second signal
+    abandons it at once (KeyboardInterrupt); that point is not yielded (it runs again on
+    the rerun), the sweep stops with :class:`SweepStopped`.
+    """
+    for p in todo:
+        if flag["signum"] is not None:
+            raise SweepStopped
+        with _second_signal_aborts(flag):
+            r = run_point(p, stop_flag=flag)
+        if flag["signum"] is not None:
+            if r["status"] == "done":
+                yield r  # finished before the signal: keep it
+            raise SweepStopped
+        yield r
 
 
 def _local_results(todo: list[PointSpec], workers: int, flag: dict):
@@ -651,15 +725,56 @@ def _local_results(todo: list[PointSpec], workers: int, flag: dict):
             pool.shutdown(wait=False, cancel_futures=True)
 
 
+#: Dask configuration for the LocalCluster that :func:`run_sweep` starts. Dask's nanny
+#: starts worker processes with ``MALLOC_TRIM_THRESHOLD_=65536`` (its default
+#: ``distributed.nanny.pre-spawn-environ``). Setting any glibc malloc tunable — at any
+#: value — switches off glibc's dynamic mmap threshold, so every numpy temporary above
+#: 128 KiB (the observables allocate (block × R·(D+1)) arrays per record) is mmap'ed,
+#: page-faulted in and unmapped again: ≈ 40 × more page faults and ≈ 1.4–1.6 × the CPU
+#: time per point of the local pool. Unsetting it (None) gives the workers glibc's defaults,
+#: as in the local pool; a value in the caller's environment still wins.
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+}
+
+
+def _close_dask(client, cluster, environ: dict[str, str]) -> None:
+    """Close the client and the LocalCluster we started (if any)."""
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+    if cluster is not None:
+        with contextlib.suppress(Exception):
+            cluster.close()
+        _restore_environ(environ)
+
+
+def _restore_environ(saved: dict[str, str]) -> None:
+    """Undo what a nanny wrote into this process's environment: it sets its pre-spawn
+    variables (``OMP_NUM_THREADS=1``, ...) here before spawning each worker, where they
+    would reach later local worker processes."""
+    import dask
+
+    keys = set(dask.config.get("distributed.nanny.pre-spawn-environ", default={}))
+    for k in keys | {"PYTHONHASHSEED"}:
+        if k not in saved:
+            os.environ.pop(k, None)
+        elif os.environ.get(k) != saved[k]:
+            os.environ[k] = saved[k]
+
+
 def _dask_client(executor: str, scheduler: str | None, workers: int, timeout: float):
     try:
+        import dask
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise ConfigError("executor", "local (dask is not installed: pip install "
                           "'spinicl[dask]')", executor) from None
     if executor == "dask-local":
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None)
+        # the nanny reads its pre-spawn environment when it is created
+        with dask.config.set(LOCAL_CLUSTER_CONFIG):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=None)
         return Client(cluster), cluster
     try:
         client = Client(scheduler, timeout=f"{timeout}s")

@@ -191,3 +191,13 @@ def test_blocking_does_not_change_results(pool_task, monkeypatch):
     monkeypatch.setattr(bl, "_BLOCK_ELEMENTS", 21)  # D(D+1)/2 = 21 at D = 6: k_chunk = 1
     np.testing.assert_allclose(dmmse_predict(ps, pool, 0.3), want_dm, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(ridge_predict(ps, 0.3), want_ridge, rtol=1e-12, atol=1e-14)
+
+
+def test_baselines_without_test_contexts_name_what_is_missing():
+    lean = make_task(D=3, N=4, P=50, seed=0, test_prompts=10, keep_test_context=False)
+    full = make_task(D=3, N=4, P=50, seed=0, test_prompts=10)
+    # one-step GD needs only the factors c, q: the same numbers without the contexts
+    assert one_step_gd(lean).test_mse_novel == one_step_gd(full).test_mse_novel
+    with pytest.raises(ConfigError) as err:
+        bayes_ridge(lean)
+    assert err.value.param == "prompts" and "keep_test_context=True" in str(err.value)

@@ -85,3 +85,30 @@ def test_bad_parameters_name_themselves(kw, param):
         TaskConfig(**kw)
     assert info.value.param == param
     assert param in str(info.value) and "must be" in str(info.value)
+
+
+@pytest.mark.parametrize("kw", [{}, {"K": 7, "sigma_eps": 0.2}, {"rho": 0.3}])
+def test_test_contexts_only_on_request_and_every_number_the_same(kw):
+    """keep_test_context=False drops the raw test contexts (P_t·N·D doubles) and nothing
+    else: the random streams, and so every kept array, are identical."""
+    cfg = TaskConfig(D=4, N=6, P=700, seed=2, test_prompts=600, **kw)  # > one CHUNK
+    full = make_task(cfg)
+    lean = make_task(cfg, keep_test_context=False)
+    np.testing.assert_array_equal(full.pool, lean.pool)
+    for name in ("train", "test_novel", "test_in_distribution"):
+        a, b = getattr(full, name), getattr(lean, name)
+        for attr in ("c", "q", "y", "task_index"):
+            np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr))
+    for name in ("test_novel", "test_in_distribution"):
+        a, b = getattr(full, name), getattr(lean, name)
+        np.testing.assert_array_equal(a.w, b.w)  # task vectors are kept (P_t·D)
+        assert a.x_context.shape == (600, 6, 4) and a.y_context.shape == (600, 6)
+        assert b.x_context is None and b.y_context is None
+    assert full.seeds == lean.seeds
+
+
+def test_keep_context_flags_must_be_booleans():
+    for name in ("keep_test_context", "keep_train_context"):
+        with pytest.raises(ConfigError) as info:
+            make_task(D=2, N=3, P=5, test_prompts=2, **{name: "no"})
+        assert info.value.param == name

@@ -234,3 +234,13 @@ def test_config_validation_happens_before_work():
     with pytest.raises(ConfigError) as info:
         small_config(copies=0)
     assert info.value.param == "copies"
+
+
+def test_runs_do_not_keep_the_raw_test_contexts():
+    """Sampling needs only the factors of the test prompts (the contexts are for the
+    per-prompt baselines): build_run leaves them out."""
+    from spinicl.runner import build_run
+
+    task = build_run(small_config())[0]
+    for ps in (task.test_novel, task.test_in_distribution):
+        assert ps.x_context is None and ps.y_context is None and ps.w is not None

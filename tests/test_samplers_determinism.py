@@ -122,3 +122,26 @@ def test_thread_count_does_not_change_trajectories(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_kernel_noise_is_the_documented_stream():
+    """The exact sampler's move is m + L⁻ᵀ z/√β with z = normals(keys, step, n).
+
+    Ties the compiled kernel to :func:`spinicl.samplers.rng.normals` (this also catches a
+    stale Numba cache: the cache of kernels.py does not notice edits to rng.py).
+    """
+    from spinicl.samplers.rng import normals
+
+    model = _model("merged")
+    betas = np.array([50.0, 5.0])
+    s = make_sampler(model, "exact", ladder=Ladder.from_betas(betas), copies=3, seed=11)
+    st = s.init()
+    st, _ = s.run(st, 4)
+    new, _ = s.run(st, 1)
+    z = normals(st.keys, int(st.step), s.n_spins)                     # (R, n)
+    scale = 1.0 / np.sqrt(np.repeat(betas, 3))[:, None]
+    A = model.precision()
+    L = np.linalg.cholesky(A)
+    m = np.linalg.solve(A, model.field)
+    expected = m + np.linalg.solve(L.T, (z * scale).T).T             # rows: m + L⁻ᵀ z/√β
+    np.testing.assert_allclose(new.W, expected, rtol=1e-9, atol=1e-12)

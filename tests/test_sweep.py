@@ -115,6 +115,49 @@ def test_local_and_dask_local_executors_agree_number_for_number(tmp_path):
     assert_same(summaries(a), summaries(b))
 
 
+def test_one_local_worker_runs_in_process_and_agrees_with_two(tmp_path, monkeypatch):
+    import numba
+
+    import spinicl.sweep as sweep_mod
+
+    cfg = parse_sweep(SAMPLE_TOML)
+    a, b = str(tmp_path / "one.h5"), str(tmp_path / "two.h5")
+    rb = run_sweep(cfg, b, executor="local", workers=2, progress=False)
+
+    def no_pool(*args, **kw):
+        raise AssertionError("workers=1 must not start a process pool")
+
+    monkeypatch.setattr(sweep_mod, "_local_results", no_pool)
+    threads = numba.get_num_threads()
+    ra = run_sweep(cfg, a, executor="local", workers=1, progress=False)
+    assert numba.get_num_threads() == threads  # the point's 1-thread setting is undone
+    assert ra.done == rb.done == 4 and ra.failed == 0
+    assert_same(summaries(a), summaries(b))
+    with h5py.File(a, "r") as f:
+        assert f.attrs["status"] == "complete"
+    assert not os.path.exists(a + ".points")
+
+
+def test_in_process_point_first_signal_flags_second_aborts():
+    """With one local worker a point runs in the coordinator: the first Ctrl-C asks the
+    sampling loop to stop at its next record, a second one abandons the point at once."""
+    from spinicl.sweep import _second_signal_aborts
+
+    before = signal.getsignal(signal.SIGINT)
+    flag = {"signum": None}
+    with pytest.raises(KeyboardInterrupt), _second_signal_aborts(flag):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100):
+            if flag["signum"] is not None:
+                break
+            time.sleep(0.01)
+        assert flag["signum"] == signal.SIGINT
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+        raise AssertionError("the second signal did not abort")
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_a_failing_point_is_marked_and_the_sweep_goes_on(tmp_path):
     text = SAMPLE_TOML.replace('sampler = "mala"', 'sampler = "ula"\nstep = 0.5').replace(
         "lam = 0.05\n", "").replace("seed = [0, 1]", "seed = [0]\nlam = [0.05, 20.0]")
@@ -189,6 +232,7 @@ def test_ctrl_c_keeps_finished_points_and_the_rerun_completes(tmp_path):
     g = read_grid(out)
     n_done = sum(s == "done" for s in g["status"])
     assert 1 <= n_done < 8
+    assert "failed" not in set(g["status"])  # the interrupted point is not a failure
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert rerun.returncode == 0, rerun.stderr
     assert all(s == "done" for s in read_grid(out)["status"])
