@@ -157,7 +157,7 @@ def run_spinicl(budget: float) -> list[dict[str, Any]]:
             "compile_seconds": None, "tuning": (
                 "none (independent draws)" if r["sampler"] == "exact" else
                 "Robbins-Monro on log step toward acceptance 0.574 during burn-in"
-                if r["sampler"] == "mala" else "library default step (0.5 of the bound)"),
+                if r["sampler"] == "mala" else "library default step (0.8 of the bound)"),
             "cores_used": None})
     return rows
 

@@ -298,10 +298,11 @@ def render_memory(d: dict) -> list[str]:
 def render_sweep(d: dict) -> list[str]:
     s = d["settings"]
     out = [f"`demo` preset{' (reduced)' if s['reduced'] else ''}: {s['points']} points. "
-           "*cores used* = CPU time of the worker processes / wall time; *projected with "
-           "free cores* = workers × (worker CPU time with 1 worker) / (worker CPU time "
-           "with this configuration): an estimate of the speed-up on otherwise idle "
-           "cores, not a measurement. "
+           "*CPU s* = CPU time of the worker processes plus the coordinator's (with one "
+           "local worker the points run in the coordinator itself); *cores used* = that "
+           "CPU time / wall time; *projected with free cores* = workers × (CPU time with "
+           "1 worker) / (CPU time with this configuration): an estimate of the speed-up on "
+           "otherwise idle cores, not a measurement. "
            + _load_note(d), ""]
     rows = []
     for r in d["results"]:
@@ -316,7 +317,7 @@ def render_sweep(d: dict) -> list[str]:
                      f"{r['load_before'][0]:.1f} → {r['load_after'][0]:.1f}"])
     out += _table(["executor", "workers", "wall s", "speed-up vs 1",
                    "projected with free cores", "Σ point s",
-                   "worker CPU s", "cores used", "load (1 min)"], rows)
+                   "CPU s", "cores used", "load (1 min)"], rows)
     return out
 
 
