@@ -204,6 +204,18 @@ def move(pmode, X, U, out, bdiag, BT):
                 out[r, i] = X[r, i] + U[r, i]
 
 
+@njit(cache=True, inline="always")
+def _propose(pmode, X, Xp, U, bdiag, r, i, u):
+    """Move u (whitened) of spin i of slot r: X' = X + B u for B = I or diag(b); for a
+    dense B only store u (the move is one GEMM afterwards, :func:`move`)."""
+    if pmode == 0:
+        Xp[r, i] = X[r, i] + u
+    elif pmode == 1:
+        Xp[r, i] = X[r, i] + u * bdiag[i]
+    else:
+        U[r, i] = u
+
+
 # --------------------------------------------------------------------------- swaps
 @njit(cache=True, parallel=True)
 def swap_event(X, E, V, betas, copies, swap_keys, event, labels, direction, round_trips,
@@ -349,26 +361,14 @@ def run_block(kind, gmode, pmode, X, Pm, E, V, betas, eta, gamma, copies, keys, 
                     p1 = Pm[r, i] - 0.5 * hh * V[r, i]
                     p2 = c1 * p1 + sig * XI[r, i]
                     Pn[r, i] = p2
-                    u = 0.5 * hh * (p1 + p2)
-                    if pmode == 0:
-                        Xp[r, i] = X[r, i] + u
-                    elif pmode == 1:
-                        Xp[r, i] = X[r, i] + u * bdiag[i]
-                    else:
-                        U[r, i] = u
+                    _propose(pmode, X, Xp, U, bdiag, r, i, 0.5 * hh * (p1 + p2))
         else:
             for r in prange(R):
                 k = r // copies
                 et = eta[k]
                 c = np.sqrt(2.0 * et / betas[k])
                 for i in range(n):
-                    u = -et * V[r, i] + c * XI[r, i]
-                    if pmode == 0:
-                        Xp[r, i] = X[r, i] + u
-                    elif pmode == 1:
-                        Xp[r, i] = X[r, i] + u * bdiag[i]
-                    else:
-                        U[r, i] = u
+                    _propose(pmode, X, Xp, U, bdiag, r, i, -et * V[r, i] + c * XI[r, i])
         if kind != EXACT and pmode == 2:
             move(pmode, X, U, Xp, bdiag, BT)
         if kind != EXACT:
