@@ -103,7 +103,9 @@ def create_layout(path: str, *, attrs: dict[str, Any], temperatures: np.ndarray,
     record_shapes : dict name → shape of one record
     record_dtypes : dict name → dtype
     checkpoint : dict field → ndarray
-        A template of the sampler state (shapes and dtypes of the two slots).
+        The sampler state at the start: it fixes the shapes and dtypes of the two slots
+        and is stored in slot 0 as a valid checkpoint at step 0 (no records), so a run
+        killed before its first flush still resumes, from the beginning.
     snapshot_shape : tuple or None
         Shape of one snapshot (T, M, n_spins), or None for no snapshots.
     """
@@ -132,11 +134,12 @@ def create_layout(path: str, *, attrs: dict[str, Any], temperatures: np.ndarray,
             f.create_dataset("snapshots/W", shape=(0, *snapshot_shape),
                              maxshape=(None, *snapshot_shape), dtype="f8",
                              chunks=(1, *snapshot_shape))
-        for slot in ("slot0", "slot1"):
-            for k, v in checkpoint.items():
-                v = np.asarray(v)
-                f.create_dataset(f"checkpoint/{slot}/{k}", shape=v.shape, dtype=v.dtype)
-        f.create_dataset("checkpoint/meta", data=np.zeros(6, dtype=np.int64))
+        for k, v in checkpoint.items():
+            v = np.asarray(v)
+            f.create_dataset(f"checkpoint/slot0/{k}", data=v)
+            f.create_dataset(f"checkpoint/slot1/{k}", shape=v.shape, dtype=v.dtype)
+        # meta: seq 0, slot 0, step 0, 0 records, 0 snapshots, valid
+        f.create_dataset("checkpoint/meta", data=np.array([0, 0, 0, 0, 0, 1], dtype=np.int64))
     os.replace(tmp, path)
 
 

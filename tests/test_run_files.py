@@ -126,6 +126,30 @@ def test_sigkill_at_a_random_moment_then_resume_equals_an_uninterrupted_run(tmp_
         assert f.attrs["status"] == "complete"
 
 
+def test_killed_before_the_first_flush_resumes_from_the_start(tmp_path, monkeypatch):
+    """The layout holds the initial state as a valid step-0 checkpoint: a run killed
+    between creating its file and its first flush resumes, and equals an uninterrupted
+    run (the moment the random SIGKILL above can hit with a cold Numba cache)."""
+    from spinicl import runner
+
+    cfg = small_config(steps=600, burn_in=100)
+    ref = str(tmp_path / "ref.h5")
+    assert run_sample(cfg, ref, progress=False).status == "complete"
+    early = str(tmp_path / "early.h5")
+    with monkeypatch.context() as m:
+        m.setattr(runner, "_execute", lambda *a, **k: None)   # "killed" right after layout
+        run_sample(cfg, early, progress=False)
+    with h5py.File(early, "r") as f:
+        assert f["trace/step"].shape[0] == 0
+        np.testing.assert_array_equal(f["checkpoint/meta"][...], [0, 0, 0, 0, 0, 1])
+    res = resume_run(early, progress=False)
+    assert res.status == "complete"
+    a, b = traces(ref), traces(early)
+    assert set(a) == set(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
 def test_resume_extends_a_complete_run_bit_for_bit(tmp_path):
     long_run = str(tmp_path / "long.h5")
     run_sample(small_config(steps=1000, burn_in=100), long_run, progress=False)
