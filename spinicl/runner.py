@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import signal
 from dataclasses import dataclass
 from typing import Any
@@ -31,10 +32,11 @@ from spinicl.store import (
     check_new_file,
     copy_for_resume,
     create_layout,
+    finish_run,
     open_run,
     read_attrs,
+    read_checkpoint,
     read_traces,
-    write_summary,
 )
 
 #: Spawn key of the sampler's random stream under the task seed (the task uses 0..3).
@@ -131,6 +133,7 @@ def _loop(cfg: SampleConfig, sampler, state, observables: ObservableSet, writer:
     from spinicl.samplers import SamplerDivergence
 
     total, burn = cfg.total_steps, cfg.burn_in
+    start = step
     n_rec = writer.n_records
     stops = stop_requests() if stop_flag is None else contextlib.nullcontext(stop_flag)
     with stops as flag:
@@ -163,7 +166,8 @@ def _loop(cfg: SampleConfig, sampler, state, observables: ObservableSet, writer:
                              _temperatures(sampler, state))
             progress.update(step, _status_text(sampler, state, energies, info))
     writer.flush(sampler.state_to_dict(state), step, _temperatures(sampler, state))
-    progress.update(step, _status_text(sampler, state, energies, info), force=True)
+    if step > start:   # a resume of a run that had done every step runs none
+        progress.update(step, _status_text(sampler, state, energies, info), force=True)
     return state, step
 
 
@@ -205,8 +209,8 @@ def _execute(cfg: SampleConfig, path: str, sampler, state, observables, step: in
     finally:
         progress.close()
     try:
-        writer.close(status, message)
-        write_summary(path, summarize_file(path, cfg))
+        writer.close()
+        finish_run(path, status, message, summarize_file(path, cfg))
     except OSError as exc:
         if not message:
             status, code = "failed", 1
@@ -280,19 +284,16 @@ def resume_run(path: str, steps: int | None = None, progress: bool = True) -> Ru
     """
     with open_run(path) as f:
         attrs = read_attrs(f)
+        _, meta = read_checkpoint(f)
     cfg = SampleConfig.from_dict(attrs["config"])
     if steps is not None:
         cfg = cfg.replace(steps=steps)
-    _, _, _, observables, sampler = build_run(cfg)
-    _, state_dict, meta = copy_for_resume(path)
-    if meta["step"] > cfg.total_steps:
+    if meta["valid"] and meta["step"] > cfg.total_steps:
         raise ConfigError("steps", f">= {meta['step'] - cfg.burn_in} (already done)", steps)
-    if steps is not None:
-        import h5py
-
-        with h5py.File(path, "r+", libver="latest") as f:
-            f.attrs["config"] = __import__("json").dumps(cfg.to_dict(), sort_keys=True)
-            f.attrs["total_steps"] = cfg.total_steps
+    _, _, _, observables, sampler = build_run(cfg)
+    updates = None if steps is None else {"config": json.dumps(cfg.to_dict(), sort_keys=True),
+                                          "total_steps": cfg.total_steps}
+    _, state_dict, meta = copy_for_resume(path, updates)
     state = sampler.state_from_dict(state_dict)
     return _execute(cfg, path, sampler, state, observables, meta["step"], progress, True)
 

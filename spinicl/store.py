@@ -15,8 +15,12 @@ Layout of one run file::
 
 Crash safety. The file is written in SWMR mode (readers may open it with
 ``h5py.File(path, "r", swmr=True)`` while the run goes on). SWMR forbids new objects and
-attribute changes, so every dataset exists before SWMR starts; attributes and /summary
-are written after the run, in normal mode. Records are flushed every ``flush_every``
+attribute changes, so every dataset exists before SWMR starts; the layout is built in a
+temporary file that replaces ``path`` atomically, and the writer opens it directly in SWMR
+mode (never in plain write mode, which a SIGKILL leaves unopenable: "file is already open
+for write", measured with h5py 3.16 / HDF5 2.0). The final status, message and /summary
+are written by :func:`finish_run` on a copy that then replaces the file, so the file on
+disk is at every moment either a consistent closed file or a SWMR file. Records are flushed every ``flush_every``
 records or ``flush_seconds``; each flush also writes a checkpoint into the slot not used
 by the last one and only then updates /checkpoint/meta, so a SIGKILL at any moment
 leaves one complete checkpoint and its record count. After a SIGKILL the file stays
@@ -30,6 +34,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -160,11 +165,7 @@ class RunWriter:
         self.path = path
         self.flush_every = max(1, int(flush_every))
         self.flush_seconds = float(flush_seconds)
-        with h5py.File(path, "r+", libver="latest") as f:
-            f.attrs["status"] = "running"
-            f.attrs["updated"] = _now()
-        self.f = h5py.File(path, "r+", libver="latest")
-        self.f.swmr_mode = True
+        self.f = _open_swmr_writer(path)
         self._buffer: list[dict[str, np.ndarray]] = []
         self._snap_buffer: list[np.ndarray] = []
         self._last_flush = time.monotonic()
@@ -226,24 +227,48 @@ class RunWriter:
         self.f.flush()
         self._last_flush = time.monotonic()
 
-    def close(self, status: str, message: str = "") -> None:
-        """Close SWMR mode, then write the status and its message in normal mode."""
+    def close(self) -> None:
+        """Close the SWMR handle (records and checkpoints already flushed stay); the final
+        status is written by :func:`finish_run`."""
         if self.f:
             self.f.close()
-        with h5py.File(self.path, "r+", libver="latest") as f:
+            self.f = None
+
+
+def _open_swmr_writer(path: str) -> h5py.File:
+    """Open ``path`` for writing directly in SWMR mode (no plain write-mode window)."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE, fapl)
+    return h5py.File(fid)
+
+
+def finish_run(path: str, status: str, message: str = "",
+               summary: dict[str, dict[str, np.ndarray]] | None = None) -> None:
+    """Write the final status, its message and /summary/<observable>/<stat> (T,).
+
+    The run file must be closed (no writer). The change is made on a copy that then
+    atomically replaces ``path``: a kill at any moment leaves either the old file
+    (resumable from its last checkpoint) or the finished one, never a file left open
+    for write.
+    """
+    tmp = path + ".finish"
+    shutil.copyfile(path, tmp)
+    try:
+        with h5py.File(tmp, "r+", libver="latest") as f:
             f.attrs["status"] = status
             f.attrs["message"] = message
             f.attrs["updated"] = _now()
-
-
-def write_summary(path: str, summary: dict[str, dict[str, np.ndarray]]) -> None:
-    """Replace /summary/<observable>/<stat> of a closed run file."""
-    with h5py.File(path, "r+", libver="latest") as f:
-        if "summary" in f:
-            del f["summary"]
-        for name, stats in summary.items():
-            for stat, arr in stats.items():
-                f.create_dataset(f"summary/{name}/{stat}", data=np.asarray(arr))
+            if summary is not None:
+                if "summary" in f:
+                    del f["summary"]
+                for name, stats in summary.items():
+                    for stat, arr in stats.items():
+                        f.create_dataset(f"summary/{name}/{stat}", data=np.asarray(arr))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 # --------------------------------------------------------------------------- reading
@@ -310,8 +335,12 @@ def read_traces(f: h5py.File, n_records: int | None = None,
             for k in names}
 
 
-def copy_for_resume(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, int]]:
+def copy_for_resume(path: str, attr_updates: dict[str, Any] | None = None
+                    ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, int]]:
     """Rebuild ``path`` from its last checkpoint, for resuming.
+
+    ``attr_updates`` (root attributes, already encoded) are written into the rebuilt
+    file before it replaces the old one (e.g. a new config with more steps).
 
     Reads the file (read-only, SWMR: works after a SIGKILL), writes the records up to the
     last checkpoint and that checkpoint into a fresh file, and atomically replaces the
@@ -343,6 +372,7 @@ def copy_for_resume(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray], d
         snap_shape = f["snapshots/W"].shape[1:] if "snapshots/W" in f else None
         raw_attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
     raw_attrs["status"] = "running"
+    raw_attrs.update(attr_updates or {})
     create_layout(path + ".resume", attrs=raw_attrs, temperatures=temps, theory=theory,
                   record_shapes=shapes, record_dtypes=dtypes, checkpoint=state,
                   snapshot_shape=snap_shape)

@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import time
 import tomllib
@@ -429,10 +430,22 @@ class SweepWriter:
         self.cfg = cfg
         self.journal = path + ".points"
         os.makedirs(self.journal, exist_ok=True)
+        marker = os.path.join(self.journal, "config_hash")
+        if os.path.exists(path) and not self._readable() and self._journal_hash() == cfg.hash:
+            # killed while writing the sweep file: every finished point is in the journal
+            aside = path + ".unreadable"
+            os.replace(path, aside)
+            print(f"spinicl: {path} could not be opened (the coordinator was killed while "
+                  f"writing it?); moved to {aside} and rebuilt from the journal "
+                  f"{self.journal}", file=sys.stderr)
         if os.path.exists(path):
             self._check_existing()
         else:
             self._create(command_line)
+        if not os.path.exists(marker):
+            with open(marker + ".tmp", "w") as fh:
+                fh.write(cfg.hash)
+            os.replace(marker + ".tmp", marker)
         self.status = self._read_status()
         self._pending: list[dict[str, Any]] = []
         self.merge_journal()
@@ -463,6 +476,22 @@ class SweepWriter:
                              dtype=st)
             f.create_group("points")
         os.replace(tmp, self.path)
+
+    def _readable(self) -> bool:
+        try:
+            with h5py.File(self.path, "r") as f:
+                f["grid/status"][...]
+        except (OSError, KeyError):
+            return False
+        return True
+
+    def _journal_hash(self) -> str | None:
+        """The config hash the journal was started with (None for an older journal)."""
+        try:
+            with open(os.path.join(self.journal, "config_hash")) as fh:
+                return fh.read().strip()
+        except OSError:
+            return None
 
     def _check_existing(self) -> None:
         try:

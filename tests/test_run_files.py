@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import h5py
@@ -148,6 +149,42 @@ def test_killed_before_the_first_flush_resumes_from_the_start(tmp_path, monkeypa
     assert set(a) == set(b)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_killed_while_finishing_keeps_a_resumable_file(tmp_path):
+    """SIGKILL while the final status and summary are written (the last moment of a
+    run): the file on disk is still the SWMR file, `info` reads it and `resume`
+    completes it, equal to an uninterrupted run."""
+    ref = str(tmp_path / "ref.h5")
+    args = [*SMALL, "--steps", "400", "--burn-in", "100", "-q"]
+    assert cli("sample", *args, "--out", ref).returncode == 0
+    path = str(tmp_path / "finish.h5")
+    code = textwrap.dedent("""
+        import os, signal, sys
+        from spinicl import store
+        from spinicl.cli import main
+        import spinicl.runner
+        real = store.finish_run
+        def killed(path, *a, **k):  # SIGKILL where the finished copy would replace path
+            os.replace = lambda *x: os.kill(os.getpid(), signal.SIGKILL)
+            real(path, *a, **k)
+        spinicl.runner.finish_run = killed
+        sys.argv = ["spinicl", *sys.argv[1:]]
+        main()
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, "sample", *args, "--out", path],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert not os.path.exists(path + ".finish") or os.path.getsize(path + ".finish") > 0
+    info = cli("info", path, "--json")
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["status"] == "running"
+    assert cli("resume", path, "-q").returncode == 0
+    a, b = traces(ref), traces(path)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["status"] == "complete" and "summary/energy/mean" in f
 
 
 def test_resume_extends_a_complete_run_bit_for_bit(tmp_path):

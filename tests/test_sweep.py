@@ -106,6 +106,39 @@ def test_rerun_skips_completed_points_and_other_configs_are_refused(tmp_path):
     assert info.value.param == "out"
 
 
+def test_unreadable_sweep_file_is_rebuilt_from_the_journal(tmp_path, monkeypatch, capsys):
+    """The coordinator killed while writing the sweep file can leave it unreadable; the
+    journal of finished points (kept until the sweep completes) rebuilds it, no point
+    runs again."""
+    import spinicl.sweep as sweep_mod
+
+    cfg = parse_sweep(THEORY_TOML)
+    ref = str(tmp_path / "ref.h5")
+    run_sweep(cfg, ref, workers=1, progress=False)
+    out = str(tmp_path / "t.h5")
+    with monkeypatch.context() as m:
+        m.setattr(sweep_mod.shutil, "rmtree", lambda *a, **k: None)   # keep the journal
+        run_sweep(cfg, out, workers=1, progress=False)
+    with open(out, "r+b") as fh:                                      # a torn write
+        fh.truncate(os.path.getsize(out) // 3)
+    res = run_sweep(cfg, out, workers=1, progress=False)
+    assert (res.ran, res.done) == (0, 12)
+    assert "rebuilt from the journal" in capsys.readouterr().err
+    assert os.path.exists(out + ".unreadable")
+    assert_same(summaries(ref), summaries(out))
+    # a journal from another config never rebuilds: the unreadable file is an error
+    other = parse_sweep(THEORY_TOML.replace("N = 10", "N = 11"))
+    bad = str(tmp_path / "other.h5")
+    with open(bad, "wb") as fh:
+        fh.write(b"not hdf5")
+    os.makedirs(bad + ".points")
+    with open(os.path.join(bad + ".points", "config_hash"), "w") as fh:
+        fh.write(cfg.hash)
+    with pytest.raises(ConfigError) as info:
+        run_sweep(other, bad, workers=1, progress=False)
+    assert info.value.param == "out"
+
+
 def test_local_and_dask_local_executors_agree_number_for_number(tmp_path):
     cfg = parse_sweep(SAMPLE_TOML)
     a, b = str(tmp_path / "local.h5"), str(tmp_path / "dask.h5")
