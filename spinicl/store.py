@@ -20,12 +20,13 @@ temporary file that replaces ``path`` atomically, and the writer opens it direct
 mode (never in plain write mode, which a SIGKILL leaves unopenable: "file is already open
 for write", measured with h5py 3.16 / HDF5 2.0). The final status, message and /summary
 are written by :func:`finish_run` on a copy that then replaces the file, so the file on
-disk is at every moment either a consistent closed file or a SWMR file. Records are flushed every ``flush_every``
-records or ``flush_seconds``; each flush also writes a checkpoint into the slot not used
-by the last one and only then updates /checkpoint/meta, so a SIGKILL at any moment
-leaves one complete checkpoint and its record count. After a SIGKILL the file stays
-marked "open for write" and opens only read-only with swmr=True (h5py 3.16 / HDF5 2.0,
-measured): :func:`open_run` reads that way, and :func:`copy_for_resume` copies the valid
+disk is at every moment either a consistent closed file or a SWMR file. Records are
+flushed every ``flush_every`` records or ``flush_seconds``; each flush also writes a
+checkpoint into the slot not used by the last one and only then updates
+/checkpoint/meta, so a SIGKILL at any moment leaves one complete checkpoint and its
+record count (the layout holds the initial state as the step-0 checkpoint). After a
+SIGKILL the SWMR file stays marked "open for write" and opens only read-only with
+swmr=True (measured): :func:`open_run` reads that way, and :func:`copy_for_resume` copies the valid
 records and the last checkpoint into a fresh file that atomically replaces the old one.
 """
 
