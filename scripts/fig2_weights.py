@@ -86,7 +86,7 @@ def compute(s: dict, seed: int) -> dict:
     d1 = D + 1
     with single_threaded():
         task = make_task(D=D, N=s["N"], P=s["P"], lam=LAM, seed=seed,
-                         test_prompts=s["test_prompts"])
+                         test_prompts=s["test_prompts"], keep_test_context=False)
         model = build_model(task, "merged", lam=LAM, representation="dense")
         th = gaussian_theory(model, task)
         m = th.mean
