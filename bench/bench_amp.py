@@ -1,7 +1,7 @@
 """AMP / cavity iteration: the fused sweep of amp_solve against per-spin loops.
 
 Setting: D = 10 and 20, N = 100, P = 10⁴, λ = 0.01, β = 100, the ``paper`` variant with
-damping 0.9 from the paper's random start (DESIGN §1.4). Four implementations of the
+damping 0.9 from the paper's random start (docs/model.md §1.4). Four implementations of the
 same parallel (Jacobi) sweep run the same number of sweeps from the same start:
 
 * ``vectorised``: :func:`spinicl.amp.amp_solve` (one fused Numba pass over the couplings

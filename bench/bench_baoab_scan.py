@@ -1,7 +1,7 @@
 """BAOAB step size and friction: the scan behind the default step (merged model).
 
 For the Gaussian merged model BAOAB samples the exact position marginal at any stable
-step h < 2/√λ_max (DESIGN §1.4), so the step is a pure speed knob. This scan runs BAOAB
+step h < 2/√λ_max (docs/model.md §1.4), so the step is a pure speed knob. This scan runs BAOAB
 with diagonal and dense preconditioning at D = 20, N = 100, P = 10⁴, λ = 0.01, β = 10⁴,
 R = 32 chains, over step fractions {0.5, 0.65, 0.8 (the library default), 0.9} of the
 stability bound and frictions γ ∈ {0.5, 1 (default), 2}, through

@@ -390,7 +390,7 @@ def render(run: dict | None) -> str:
            "was shared with other jobs (see the load averages)."), "", "## Machine", ""]
     if machine:
         out += render_machine(machine, run)
-    out += ["", "## Targets (issue 10)", ""] + render_targets(data)
+    out += ["", "## Targets", ""] + render_targets(data)
     for name, title, fn in SECTIONS:
         out += ["", f"## {title}", ""]
         d = data[name]

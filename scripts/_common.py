@@ -1,12 +1,12 @@
 """Shared helpers of the figure scripts in ``scripts/``: arguments, parallel map, CSV files,
 figure style and the paper's published numbers.
 
-Every figure script is run as ``python scripts/NAME.py [--quick] [--jobs J] [--out DIR]``
-and writes ``NAME.png``/``.pdf`` (``NAME_quick.*`` with ``--quick``) and CSV files of every
+Every figure script is run as ``python scripts/<name>.py [--quick] [--jobs J] [--out DIR]``
+and writes ``<name>.png``/``.pdf`` (``<name>_quick.*`` with ``--quick``) and CSV files of every
 plotted number into ``scripts/output/<name>/``. A hidden ``--tiny`` flag runs an even smaller
-version (for ``tests/test_scripts.py``); its files are named ``NAME_tiny.*``.
+version (for ``tests/test_scripts.py``); its files are named ``<name>_tiny.*``.
 
-The paper's numbers below are copied from ``/work/shared/paper-reference.md`` (the authors'
+The paper's numbers below are copied from ``docs/paper-reference.md`` (the authors'
 released data of Li, Bai & Huang, arXiv:2408.02288); each script cites the table it uses.
 """
 
@@ -63,6 +63,7 @@ PAPER_FIGS4_REPEATS = 20
 #: the paper's AMP mean at N = 2 and N = 100, at every 7th P of linspace(20, 1000, 50)
 #: (P = 20, 160, ..., 1000); NaN where none of the 10 repeats met the 1e-6 rule.
 #: D = 20, λ = 1, β = 100. 234 of the 2500 cells are NaN; finite range 0.194 … 0.871.
+#: The released code gives lower values on the N = 100 row (docs/paper-reference.md).
 PAPER_FIG4A_P = np.array([20, 160, 300, 440, 580, 720, 860, 1000])
 PAPER_FIG4A_ROWS = {
     2: np.array([np.nan, np.nan, np.nan, np.nan, 0.270, 0.374, 0.390, 0.411]),

@@ -12,9 +12,11 @@ training prompts P at weight decay λ = 1 — side by side for
   (grey, hatched); panel (c) maps the fraction of repeats that met it.
 
 Panel (d) cuts the maps at the two rows the paper's released array was copied from
-(N = 2 and N = 100, at every 7th P; table in ``/work/shared/paper-reference.md``,
+(N = 2 and N = 100, at every 7th P; table in ``docs/paper-reference.md``,
 "Fig. 4a") and draws the paper's values on them, with the exact mean at λ = 0.1 as a
-sensitivity line (see the README for what it shows).
+sensitivity line. At N = 100 the released array lies 0.06–0.11 above spinicl's AMP, and an
+independent port of the paper's own Fig. 4a code reproduces spinicl's values, not the array
+(``docs/paper-reference.md``, ``scripts/README.md``).
 
 Settings (the paper's): D = 20, N = 2, 4, …, 100 (50 values), P = 20, 40, …, 1000 (50
 values), λ = 1, β = 100, 10 repeats (disorder samples), σ_x = σ_w = 1, noiseless labels.

@@ -2,7 +2,7 @@
 
 Reproduces Fig. 4b — the in-context (novel-task) test error of the spin-glass solution and
 of trained linear attention against the context length N — and places the paper's two
-published columns (table in ``/work/shared/paper-reference.md``, "Fig. 4b": its AMP and
+published columns (table in ``docs/paper-reference.md``, "Fig. 4b": its AMP and
 its Adam column, mean ± s.d. over 50 disorder samples) on spinicl's curves, all computed on
 the same prompts for each disorder sample (seed):
 
@@ -13,7 +13,7 @@ the same prompts for each disorder sample (seed):
   sweeps; its fixed point sits 4–7 % from m) and ``onsager`` (converges to m exactly);
 * Boltzmann samples at λ = 0.01 drawn by MALA (spinicl's Metropolis-adjusted Langevin, one
   chain per temperature and copy, started at W = 0): mean test MSE of the samples at
-  β = 10⁵, 10⁴, 10³ and 10² (DESIGN §1.3: the paper's β = 100 is a *hot* temperature —
+  β = 10⁵, 10⁴, 10³ and 10² (docs/model.md §1.3: the paper's β = 100 is a *hot* temperature —
   its samples have test MSE ≈ 4, twenty times the ground state), with the closed form
   ⟨ε_t⟩ = ε_t(m) + tr(B_t A⁻¹)/β beside them;
 * merged linear attention trained by full-batch Adam exactly as the paper: lr 1e-3, 5000

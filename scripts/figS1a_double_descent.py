@@ -5,7 +5,7 @@ Reproduces the supplement's Fig. S1a — novel-task test MSE against the pre-tra
 transformer, trained with full-batch Adam from a random start — and draws beside it
 
 * the paper's published points (mean ± s.d. over its 50 repeats; table copied from
-  ``/work/shared/paper-reference.md``, "Fig. S1a", read from the authors' released data);
+  ``docs/paper-reference.md``, "Fig. S1a", read from the authors' released data);
 * the exact ground states on the same prompts: the ridge solution m = A⁻¹h at λ = 1e-4
   (merged panel), the nuclear-norm optimum argmin E₀(W) + λ‖W‖_* at λ = 1e-4 (the
   factored model's global minimum, factored panel; first ``--gs-seeds`` seeds only, it is
@@ -14,7 +14,7 @@ transformer, trained with full-batch Adam from a random start — and draws besi
 The interpolation threshold is P = D(D+1) active spins, α = (D+1)/D (1.05 at D = 20): a
 dotted vertical line.
 
-Settings (the paper's, see paper-reference.md): D = 20, N = 100, σ_x = σ_w = 1, noiseless
+Settings (the paper's, see docs/paper-reference.md): D = 20, N = 100, σ_x = σ_w = 1, noiseless
 labels, 1000 novel-task test prompts, Adam (β = 0.9, 0.999, ε = 1e-8, bias-corrected),
 lr = 0.01, 3000 full-batch epochs, no weight decay (λ = 0 — the paper's trained models
 used none), initial entries N(0, 1/(D+1)); α on the paper's 24-point grid; 20 seeds by
@@ -65,7 +65,7 @@ from spinicl.training import TrainConfig, ridge_ground_state, train
 
 #: Fig. S1a as published: (α, merged mean, merged s.d., factored mean, factored s.d.) —
 #: D = 20, N = 100, Adam lr 0.01, 3000 epochs, λ = 0, 50 repeats. Source: the authors'
-#: released data, as copied in /work/shared/paper-reference.md ("Fig. S1a").
+#: released data, as copied in docs/paper-reference.md ("Fig. S1a").
 PAPER_FIG_S1A = np.array([
     (0.10, 2.841, 0.319, 2.159, 0.284),
     (0.20, 2.624, 0.223, 1.951, 0.235),

@@ -15,7 +15,7 @@ For both: the paper's AMP (variant ``paper``, λ = 0.01, β = 100, at most 200 s
 at the 5e-6 change rule of the paper's Fig. S4 code; repeats that miss it are left out as
 the paper did), Adam as in Fig. 4b (lr 1e-3, 5000 epochs, torch weight_decay 0.01, i.e.
 λ = 0.005), and the exact ground states at λ = 0.01 and λ = 0.005; the paper's AMP and Adam
-points (mean over 20 repeats; table in ``/work/shared/paper-reference.md``, "Fig. S4").
+points (mean over 20 repeats; table in ``docs/paper-reference.md``, "Fig. S4").
 Panel (b) divides every MSE by the query label's variance Var(y_q) (exact: 1, or L_mm²;
 the paper's points by L_mm², the variance under its own LᵀL), panel (c) shows Var(y_q)
 (line: exact; markers: mean y_q² of the test prompts).

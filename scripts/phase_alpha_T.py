@@ -6,7 +6,7 @@ with ``spinicl.sweep`` (the engine of ``spinicl sweep``; the TOML files are writ
 the outputs, so ``spinicl sweep FILE.toml -o FILE.h5`` reruns either from the shell):
 
 * merged attention W (Gaussian, exact): a ``theory``-mode sweep — every observable is its
-  closed-form thermal average (DESIGN §1.4), on a fine grid of the task diversity
+  closed-form thermal average (docs/model.md §1.4), on a fine grid of the task diversity
   α = P/D² and of T;
 * factored attention W = W_qᵀW_k (d_k = D+1; quartic, non-convex, gauge-symmetric): a
   ``sample``-mode sweep, MALA with replica exchange over the temperature ladder, 2 copies

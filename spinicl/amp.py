@@ -1,4 +1,4 @@
-"""The paper's AMP / cavity iteration for the merged model (DESIGN §1.4).
+"""The paper's AMP / cavity iteration for the merged model (docs/model.md §1.4).
 
 The merged model's Boltzmann law is Gaussian with precision βA and mean m = A⁻¹h. Write
 its energy as E(W) = −½ Σ_{i≠j} J_ij W_i W_j − Σ_i h_i W_i + ½ Σ_i λ_i W_i² with

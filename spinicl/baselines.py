@@ -1,4 +1,4 @@
-"""In-context learning baselines on the test prompts (issue: AMP and the ICL baselines).
+"""In-context learning baselines on the test prompts: one-step GD, Bayes ridge, dMMSE.
 
 Three predictors that use each test prompt's raw context (x_1, y_1, ..., x_N, y_N) and
 its query x_q, to place the spin glass between in-context learning and memorisation:

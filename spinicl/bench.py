@@ -29,7 +29,7 @@ Protocol of one row
    overhead of recording every single step is not charged to the sampler (a production
    run records every ``record_every`` ≥ 10 steps).
 
-The *slowest mode* (DESIGN §1.4) is the eigenvector u of A = λI + SᵀS/P with the smallest
+The *slowest mode* (docs/model.md §1.4) is the eigenvector u of A = λI + SᵀS/P with the smallest
 eigenvalue on the active subspace (the D+1 inactive spins are decoupled at eigenvalue λ
 and excluded); the recorded observable is (W − m)·u (τ and ESS do not depend on the
 shift m; the matrix-free path records W·u). For the factored model, whose law is not
@@ -72,7 +72,7 @@ from spinicl.models import MODELS, REPRESENTATIONS, DenseData, MergedModel, acti
 BENCH_SAMPLERS = ("exact", "mala", "ula", "baoab")
 #: Preconditioners (``spinicl.samplers.PRECONDITIONERS``).
 BENCH_PRECONDITIONERS = ("none", "diag", "dense")
-#: Default inverse temperature (low temperature, DESIGN §1.3).
+#: Default inverse temperature (low temperature, docs/model.md §1.3).
 DEFAULT_BETA = 1e4
 #: Fewest burn-in steps of a row (MALA step-size adaptation).
 MIN_BURN_IN = 100
@@ -154,7 +154,7 @@ def slowest_active_mode(model: MergedModel, tol: float = 1e-8) -> tuple[float, n
     """Smallest eigenvalue of A = λI + SᵀS/P on the active subspace and its eigenvector.
 
     The D+1 inactive spins (last column of W) are decoupled at eigenvalue λ and excluded
-    (DESIGN §1.4); the eigenvalue problem is solved on the D(D+1) active spins only.
+    (docs/model.md §1.4); the eigenvalue problem is solved on the D(D+1) active spins only.
 
     Parameters
     ----------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from typing import Any
@@ -17,9 +16,33 @@ import click
 import numpy as np
 
 from spinicl import __version__
-from spinicl.config import ConfigError, SampleConfig, TaskConfig, check_beta
+from spinicl.config import (
+    MAX_DK,
+    MAX_REPLICAS,
+    ConfigError,
+    SampleConfig,
+    TaskConfig,
+    check_beta,
+)
 
 # --------------------------------------------------------------------------- helpers
+
+
+class PoolSize(click.ParamType):
+    """``--K``: an integer, or ``P`` for one task per prompt (the default)."""
+
+    name = "INTEGER|P"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if text.upper() == "P":
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            self.fail(f"{value!r} is not an integer or P", param, ctx)
 
 
 def _task_options(func):
@@ -31,9 +54,9 @@ def _task_options(func):
                      help="Context length N (>= 1)."),
         click.option("--P", "P", type=int, default=10_000, show_default=True,
                      help="Number of pre-training prompts P (>= 1)."),
-        click.option("--K", "K", type=int, default=None,
-                     help="Task diversity: size of the task pool, 1..P [default: P, one task "
-                          "per prompt]."),
+        click.option("--K", "K", type=PoolSize(), default=None,
+                     help="Task diversity: size of the task pool, 1..P, or P [default: P, "
+                          "one task per prompt]."),
         click.option("--lam", type=float, default=0.01, show_default=True,
                      help="Weight decay λ of E = E0 + (λ/2)‖W‖² (> 0 to define a "
                           "distribution)."),
@@ -65,10 +88,39 @@ def _task_options(func):
 
 
 def task_config(kw: dict[str, Any]) -> TaskConfig:
-    """Pop the task options out of ``kw`` and validate them."""
+    """Pop the task options out of ``kw`` and validate them (ranges, the memory the
+    prompts need, the memory budget), before any work starts."""
+    from spinicl.config import check_prompt_memory, parse_memory
+
     keys = ("D", "N", "P", "K", "lam", "seed", "sigma_x", "sigma_w", "sigma_eps", "rho",
             "rho_variant", "test_prompts")
-    return TaskConfig(**{k: kw.pop(k) for k in keys})
+    cfg = TaskConfig(**{k: kw.pop(k) for k in keys})
+    if kw.get("memory_budget") is not None:
+        parse_memory(kw["memory_budget"])
+    check_prompt_memory(cfg)
+    return cfg
+
+
+def _positive(name: str, value: float) -> float:
+    """A finite number > 0 (checked when the option is parsed, before any work)."""
+    from spinicl.config import check_float
+
+    return check_float(name, value, low=0.0, low_open=True)
+
+
+def _writable_out(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An output path: not empty, not a directory, in an existing writable directory."""
+    import os
+
+    name = (param.name or "out").replace("-", "_")
+    if not value or not value.strip():
+        raise ConfigError(name, "a file path (not empty)", value)
+    if os.path.isdir(value):
+        raise ConfigError(name, "a file path, not a directory", value)
+    d = os.path.dirname(os.path.abspath(value))
+    if not os.path.isdir(d) or not os.access(d, os.W_OK):
+        raise ConfigError(name, "a path in an existing, writable directory", value)
+    return value
 
 
 def _json_clean(obj: Any) -> Any:
@@ -123,7 +175,8 @@ def cli() -> None:
 @click.option("--T", "T", type=float, default=None, help="Temperature T = 1/β (> 0).")
 @click.option("--model", type=click.Choice(["merged", "factored"]), default="merged",
               show_default=True, help="Merged W, or factored W = W_qᵀW_k.")
-@click.option("--dk", type=int, default=None, help="Rank d_k of the factors [default: D+1].")
+@click.option("--dk", type=click.IntRange(1, MAX_DK), default=None,
+              help="Rank d_k of the factors [default: D+1].")
 @click.option("--amp-variant", type=click.Choice(["paper", "onsager"]), default="paper",
               show_default=True, help="AMP/cavity iteration: the paper's (no Onsager term) or "
               "with the Onsager reaction term (fixed point = m).")
@@ -136,9 +189,12 @@ def cli() -> None:
               help="AMP sweep limit [paper: 100; onsager: 10⁴].")
 @click.option("--no-amp", is_flag=True, help="Skip the AMP iteration.")
 @click.option("--no-baselines", is_flag=True, help="Skip the one-step-GD/Bayes baselines.")
+@click.option("--asymptotic", is_flag=True,
+              help="Also print the D → ∞ theory (Lu et al. 2024) at α = N/D, κ = K/D, "
+                   "τ = P/D², λ_L = D(1+1/N)²λ beside the finite-D values (merged model).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps, no_amp,
-           no_baselines, as_json, representation, memory_budget, **kw):
+           no_baselines, asymptotic, as_json, representation, memory_budget, **kw):
     """Exact solution: ground state, closed-form thermal averages, free energy.
 
     The merged model is Gaussian (mean m = A⁻¹h, covariance (βA)⁻¹); the factored model's
@@ -159,6 +215,14 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
     if model == "factored" and dk is not None and dk < cfg.D + 1:
         raise ConfigError("dk", f">= D+1 = {cfg.D + 1} for the exact factored ground state",
                           dk)
+    asym = None
+    if asymptotic:
+        from spinicl.asymptotic import from_spinicl
+
+        if model != "merged":
+            raise ConfigError("model", "merged with --asymptotic (the D -> infinity theory "
+                              "is that of the merged linear attention)", model)
+        asym = from_spinicl(cfg)
     run_amp = model == "merged" and not no_amp
     if run_amp and representation == "auto":
         # AMP needs the dense couplings: take them whenever they fit the budget.
@@ -233,6 +297,8 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
         result.update(fact)
         for k in ("energy_mean", "overlap_mean", "self_overlap_mean", "free_energy"):
             result[k] = float("nan")  # no closed form for the quartic model
+    if asym is not None:
+        result.update(asym.summary())
     result["seconds"] = time.perf_counter() - t0
     if as_json:
         print_json(result)
@@ -240,6 +306,33 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
         _print_factored(result, cfg)
     else:
         _print_merged(result, th, cfg, beta)
+        if asym is not None:
+            click.echo("\n".join(_asymptotic_lines(result, cfg)))
+
+
+def _asymptotic_lines(r: dict, cfg: TaskConfig) -> list[str]:
+    """Rows of ``theory --asymptotic``: the D → ∞ values beside the finite-D ones."""
+    k = "∞ (K = P)" if r["kappa_infinite"] else f"{r['kappa']:.4g}"
+    out = ["", f"D → ∞ theory (Lu, Letey, Zavatone-Veth, Maiti & Pehlevan, arXiv:2405.11751) "
+               f"at α = N/D = {r['alpha']:.4g}, κ = K/D = {k}, τ = P/D² = {r['tau']:.4g}, "
+               f"λ_L = D(1+1/N)²λ = {r['lam_asymptotic']:.4g}"
+               + (f", ρ = {r['rho_asymptotic']:.4g}" if r["rho_asymptotic"] else ""),
+           f"{'':34s}{'D = ' + str(cfg.D):>16s}{'D → ∞, λ→0⁺':>16s}{'D → ∞ at λ_L':>16s}"]
+    ridge = r.get("asymptotic_test_mse_novel_ridge")
+    out.append(f"  {'test MSE, novel tasks (ICL)':32s}{_fmt(r['test_mse_novel'], 16)}"
+               f"{_fmt(r['asymptotic_test_mse_novel'], 16)}"
+               f"{_fmt(ridge, 16) if ridge is not None else '(= λ→0⁺)'.rjust(16)}")
+    out.append(f"  {'test MSE, in-distribution':32s}"
+               f"{_fmt(r['test_mse_in_distribution'], 16)}"
+               f"{_fmt(r['asymptotic_test_mse_in_distribution'], 16)}"
+               f"{'no formula' if ridge is not None else '(= λ→0⁺)':>16s}")
+    out.append(f"  task-diversity threshold κ_c = min(τ, 1) = {r['kappa_c']:.4g}; "
+               "finite-D corrections are O(1/D) (often a few tenths at D ≈ 20):")
+    out.append("  compare through an extrapolation in 1/D, e.g. spinicl scaling --alpha "
+               f"{r['alpha']:.4g} --tau {r['tau']:.4g} --kappa "
+               f"{'inf' if r['kappa_infinite'] else format(r['kappa'], '.4g')} --lam "
+               f"{max(r['lam_asymptotic'], 1e-6):.3g}")
+    return out
 
 
 def _header(cfg: TaskConfig, result: dict) -> list[str]:
@@ -351,7 +444,8 @@ def _sampling_options(func):
     opts = [
         click.option("--model", type=click.Choice(["merged", "factored"]), default="merged",
                      show_default=True, help="Merged W, or factored W = W_qᵀW_k."),
-        click.option("--dk", type=int, default=None, help="Rank d_k of the factors "
+        click.option("--dk", type=click.IntRange(1, MAX_DK), default=None,
+                     help="Rank d_k of the factors "
                      "[default: D+1]."),
         click.option("--sampler", type=click.Choice(["mala", "ula", "baoab", "exact"]),
                      default="mala", show_default=True, help="Local move."),
@@ -364,22 +458,26 @@ def _sampling_options(func):
                      default="none", show_default=True,
                      help="Preconditioner: none, diagonal, or dense A⁻¹ (merged only)."),
         click.option("--temps", type=str, default=None,
-                     help="Ladder: TMIN:TMAX:COUNT (geometric) or T1,T2,... "
-                          "[default: 1e-5:1e-1:8; β = 100 is hot, DESIGN §1.3]."),
+                     help="Ladder: TMIN:TMAX:auto (geometric; rung count from the model so "
+                          "that every pair's predicted swap acceptance is ≥ 0.25: 86 rungs "
+                          "at D = 20), TMIN:TMAX:COUNT (fixed geometric) or T1,T2,... "
+                          "[default: 1e-5:1e-1:auto; β = 100 is hot, docs/model.md §1.3]."),
         click.option("--beta", type=float, default=None,
                      help="A single inverse temperature instead of a ladder."),
         click.option("--copies", type=int, default=2, show_default=True,
                      help="Replicas per temperature (>= 2 for overlaps)."),
-        click.option("--steps", type=int, default=20_000, show_default=True,
+        click.option("--steps", type=int, default=10_000, show_default=True,
                      help="Production steps after burn-in."),
-        click.option("--burn-in", type=int, default=5_000, show_default=True,
+        click.option("--burn-in", type=int, default=2_000, show_default=True,
                      help="Burn-in steps (step sizes and ladder adapt only here)."),
-        click.option("--record-every", type=int, default=20, show_default=True,
+        click.option("--record-every", type=int, default=25, show_default=True,
                      help="Steps between records."),
-        click.option("--swap-every", type=int, default=10, show_default=True,
+        click.option("--swap-every", type=int, default=5, show_default=True,
                      help="Steps between replica-exchange rounds."),
-        click.option("--adapt-ladder/--no-adapt-ladder", default=False, show_default=True,
-                     help="Equalise swap rejection during burn-in (Syed et al. 2021)."),
+        click.option("--adapt-ladder/--no-adapt-ladder", default=None,
+                     help="Equalise swap rejection during burn-in (Syed et al. 2021) "
+                          "[default: on for the factored model, off for the merged one, "
+                          "whose geometric ladder is already exactly equal-rejection]."),
         click.option("--snapshot-every", type=int, default=0, show_default=True,
                      help="Records between weight snapshots (0: none)."),
         click.option("--flush-every", type=int, default=50, show_default=True,
@@ -406,17 +504,60 @@ def _load_toml(path: str, ctx: click.Context, kw: dict) -> None:
             data = tomllib.load(fh)
     except OSError as exc:
         raise ConfigError("config", "a readable TOML file", path, exc.strerror) from None
+    except UnicodeDecodeError:
+        raise ConfigError("config", "a TOML text file", path, "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config", "valid TOML", path, str(exc)) from None
-    names = {p.name for p in ctx.command.params}
+    params = {p.name: p for p in ctx.command.params}
+    names = set(params)
     for key, value in data.items():
         name = key.replace("-", "_")
         name = {"d": "D", "n": "N", "p": "P", "k": "K"}.get(name, name)
         if name not in names or name in ("config", "out", "force"):
             raise ConfigError("config", f"a TOML file with known keys ({path})", key,
                               "unknown key")
+        value = _toml_value(params[name], key, value, path)
         if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
             kw[name] = value
+
+
+def _toml_value(param: click.Parameter, key: str, value: Any, path: str) -> Any:
+    """A TOML value type-checked against its option: no string → bool coercion, no
+    float → int truncation; strings are converted by the option's own type (choices)."""
+    t = param.type
+    flag = getattr(param, "is_flag", False) or isinstance(t, click.types.BoolParamType)
+    if flag:
+        ok = isinstance(value, bool)
+    elif isinstance(t, click.types.IntParamType | click.IntRange):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(t, click.types.FloatParamType | click.FloatRange):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif param.name == "memory_budget":
+        ok = isinstance(value, str | int | float) and not isinstance(value, bool)
+    elif param.name == "K":
+        ok = isinstance(value, int | str) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(param.name or key, f"{_type_words(param)} (in {path})", value)
+    if isinstance(t, click.IntRange | click.FloatRange | click.Choice):
+        try:
+            value = t.convert(value, param, None)
+        except click.BadParameter as exc:
+            raise ConfigError(param.name or key, f"valid ({exc.message}; in {path})",
+                              value) from None
+    return value
+
+
+def _type_words(param: click.Parameter) -> str:
+    t = param.type
+    if getattr(param, "is_flag", False) or isinstance(t, click.types.BoolParamType):
+        return "true or false"
+    if isinstance(t, click.types.IntParamType | click.IntRange):
+        return "an integer"
+    if isinstance(t, click.types.FloatParamType | click.FloatRange):
+        return "a number"
+    return "a string"
 
 
 def sample_config_from_options(kw: dict) -> SampleConfig:
@@ -440,7 +581,7 @@ def sample_config_from_options(kw: dict) -> SampleConfig:
 def sample(ctx, out, force, config_file, quiet, **kw):
     """Sample the Boltzmann distribution with replica exchange; stream to HDF5.
 
-    Records every observable of DESIGN §1.6 per temperature and copy; Ctrl-C stops
+    Records every observable of docs/model.md §1.6 per temperature and copy; Ctrl-C stops
     cleanly (resume with `spinicl resume FILE`); a killed run resumes bit for bit.
     """
     from spinicl.runner import run_sample
@@ -487,9 +628,23 @@ def resume(path, steps, quiet):
 @click.argument("path", type=str)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(path, as_json):
-    """Config, status, progress and a summary table (exact values and z-scores)."""
+    """Config, status, progress and a summary table of a run or a sweep file.
+
+    A run: every observable per temperature beside its exact value, with z-scores. A
+    sweep: its config, how many points are complete / failed / pending, run times, failed
+    points with their messages, and the main observables per point at the coldest and
+    hottest temperature.
+    """
+    from spinicl.export import format_sweep_info, is_sweep_file, sweep_info
     from spinicl.runner import file_info
 
+    if is_sweep_file(path):
+        d = sweep_info(path)
+        if as_json:
+            print_json(d)
+        else:
+            click.echo(format_sweep_info(d))
+        return
     data = file_info(path)
     if as_json:
         print_json(data)
@@ -510,8 +665,23 @@ def format_info(d: dict) -> str:
          f"{d['n_records']} records"),
     ]
     if d.get("swap_accept") is not None:
-        lines.append("swap acceptance per pair: "
+        acc = np.asarray(d["swap_accept"], dtype=float)
+        low = f" (lowest {np.nanmin(acc):.3f})" if np.any(np.isfinite(acc)) else ""
+        lines.append(f"swap acceptance per pair after burn-in{low}: "
                      + " ".join(_fmt(x, 5).strip() for x in d["swap_accept"]))
+    lad = d.get("ladder")
+    if lad:
+        rt = lad.get("round_trips")
+        lines.append(
+            f"ladder: barrier Λ = {lad['barrier_heat_capacity']:.1f} (heat capacity; Σ "
+            f"rejection {lad['barrier']:.1f}), recommended ≈ 2Λ = {lad['recommended_rungs']} "
+            f"rungs (acceptance ≈ 0.5) or {lad['rungs_for_target']} for acceptance ≥ "
+            f"{lad['target']:g}; round trips {'—' if rt is None else rt}"
+            + ("" if rt is None else f" ({', '.join(map(str, lad['round_trips_per_copy']))}"
+                                     f" per copy, whole run)"))
+    if c["sampler"] == "ula":
+        lines.append("sampler ula: 'exact' is ULA's own stationary law at its step; the "
+                     "Boltzmann value and the bias are in --json (boltzmann, bias)")
     lines.append("")
     lines.append(f"{'observable':26s}{'T':>10s} {'mean':>11s} {'± stderr':>10s} "
                  f"{'exact':>11s} {'z':>6s} {'τ_int':>7s} {'ESS':>8s}")
@@ -520,6 +690,8 @@ def format_info(d: dict) -> str:
             z = row.get("z")
             zs = f"{z:+6.2f}" if z is not None else "".rjust(6)
             tau = f"{row['tau_int']:7.1f}" if np.isfinite(row["tau_int"]) else "—".rjust(7)
+            if row.get("tau_ok") == 0.0:
+                tau = tau[1:] + "!"
             ess = f"{row['ess']:8.0f}" if np.isfinite(row["ess"]) else "—".rjust(8)
             lines.append(
                 f"{(name if k == 0 else ''):26s}{d['temperatures'][k]:10.3g} "
@@ -530,6 +702,11 @@ def format_info(d: dict) -> str:
         lines.append("")
         lines.append(f"largest |z| against the closed forms: {worst:.2f} "
                      f"({'consistent' if worst < 5 else 'INCONSISTENT'} at 5 standard errors)")
+    if d.get("too_short"):
+        lines.append("τ_int marked '!': run too short for a trustworthy τ (fewer than 50 τ, "
+                     "or τ still growing between the halves of the run)")
+    for w in d.get("warnings", []):
+        lines.append(f"warning: {w}")
     return "\n".join(lines)
 
 
@@ -538,7 +715,8 @@ def format_info(d: dict) -> str:
 @_task_options
 @click.option("--model", type=click.Choice(["merged", "factored"]), default="merged",
               show_default=True, help="Merged W, or factored W = W_qᵀW_k.")
-@click.option("--dk", type=int, default=None, help="Rank d_k of the factors [default: D+1].")
+@click.option("--dk", type=click.IntRange(1, MAX_DK), default=None,
+              help="Rank d_k of the factors [default: D+1].")
 @click.option("--optimizer", type=click.Choice(["gd", "sgd", "adam"]), default="adam",
               show_default=True, help="Full-batch GD, minibatch SGD, or Adam.")
 @click.option("--lr", type=float, default=None,
@@ -632,7 +810,8 @@ def train(ctx, model, dk, optimizer, lr, epochs, batch_size, init_scale, torch_w
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", "plot_out", type=str, default=None,
               help="Also draw the Fig. 2-style figure (heatmaps + loss curves) to this PNG.")
-@click.option("--temperature", type=float, default=None,
+@click.option("--temperature", type=float, default=None, callback=lambda c, p, v:
+              None if v is None else _positive(p.name, v),
               help="Temperature of the Boltzmann mean in the figure [default: coldest].")
 def compare(run_file, train_file, as_json, plot_out, temperature):
     """Where a trained model sits in the sampled Boltzmann distribution, per temperature.
@@ -673,7 +852,9 @@ def compare(run_file, train_file, as_json, plot_out, temperature):
 @click.option("--scheduler", type=str, default=None,
               help="Dask scheduler address (with --executor dask), e.g. tcp://host:8786.")
 @click.option("--plot/--no-plot", default=True, show_default=True,
-              help="Write phase.png (and .pdf) beside the sweep file when it completes.")
+              help="Draw the sweep's figure beside the sweep file when it completes: the "
+                   "TOML's [plot] section, else a phase diagram over the sweep's own axes "
+                   "(phase.png and .pdf).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 def sweep(config_file, preset, out, executor, workers, scheduler, plot, quiet):
     """Run a temperature × task-diversity sweep (TOML grid or --preset).
@@ -694,17 +875,51 @@ def sweep(config_file, preset, out, executor, workers, scheduler, plot, quiet):
                + (" (interrupted: rerun the same command to continue)"
                   if res.interrupted else ""))
     if plot and res.done and not res.interrupted:
-        from spinicl.plots import plot_phase
-
-        png = os.path.join(os.path.dirname(os.path.abspath(out)), "phase.png")
-        z = "test_mse_novel"
-        written = plot_phase(out, x="alpha", y="T", z=z, out=png,
-                             contours=(0.5,), contour_z="overlap_ratio_active")
-        click.echo("phase diagram: " + ", ".join(written))
+        _sweep_figure(out, cfg.plot)
     if res.interrupted:
         sys.exit(130)
     if res.failed:
         sys.exit(1)
+
+
+def _sweep_figure(path: str, spec: dict) -> None:
+    """Draw a finished sweep's figure; a plot problem never fails the sweep itself."""
+    from spinicl.plots import plot_sweep
+
+    notes: list[str] = []
+    try:
+        written = plot_sweep(path, spec=spec, notes=notes)
+    except ConfigError as exc:
+        name = exc.param if exc.param.startswith("plot.") else f"plot.{exc.param}"
+        click.echo(f"spinicl: figure skipped ({exc.message(name)}); the sweep file is "
+                   f"complete: draw it with `spinicl plot phase|cut {path} ...`", err=True)
+        return
+    except Exception as exc:  # noqa: BLE001 - the data are safe; report, don't fail
+        click.echo(f"spinicl: figure skipped ({type(exc).__name__}: {exc}); the sweep "
+                   f"file is complete", err=True)
+        return
+    for line in notes:
+        click.echo(f"note: {line}", err=True)
+    click.echo("figure: " + ", ".join(written))
+
+
+# --------------------------------------------------------------------------- export
+@cli.command("export")
+@click.argument("path", type=str)
+@click.option("-o", "--out", required=True,
+              help="Output: .csv (a table) or .nc (netCDF-4, for xarray and other tools).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+def export_cmd(path, out, force):
+    """A run or sweep file as CSV or netCDF, for tools outside Python.
+
+    A sweep: one row per grid point × temperature (grid columns, T, β, and for every
+    observable its mean, stderr, τ_int, ESS and exact value; status, message, seconds),
+    as CSV or netCDF. A run: .nc holds the traces (record × temperature × copy) and the
+    summary, .csv the summary per temperature.
+    """
+    from spinicl.export import export_file
+
+    click.echo(f"wrote {export_file(path, out, force=force)}")
 
 
 # --------------------------------------------------------------------------- plot
@@ -724,8 +939,22 @@ def _where(items: tuple[str, ...]) -> dict[str, float] | None:
                 raise ValueError
             out[key.strip()] = float(val)
         except ValueError:
-            raise ConfigError("where", "KEY=VALUE, e.g. N=20", it) from None
+            raise ConfigError("where", "KEY=VALUE, e.g. --where N=20", it) from None
     return out
+
+
+def _zmax(text: str) -> float | str | None:
+    if text.strip().lower() in ("auto", "none"):
+        return None if text.strip().lower() == "none" else "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError("zmax", "a number > 0, auto or none", text) from None
+
+
+def _echo_notes(notes: list[str]) -> None:
+    for line in notes:
+        click.echo(f"note: {line}", err=True)
 
 
 @plot.command("phase")
@@ -740,29 +969,49 @@ def _where(items: tuple[str, ...]) -> dict[str, float] | None:
               help="Contour level of --contour-z (repeatable).")
 @click.option("--contour-z", default="overlap_ratio_active", show_default=True,
               help="Observable of the contour lines.")
-@click.option("-o", "--out", default="phase.png", show_default=True,
+@click.option("--zmax", default="auto", show_default=True,
+              help="Top of the colour scale (larger values in the top colour): a number, "
+                   "auto (errors over T: twice the largest value at the coldest T) or "
+                   "none.")
+@click.option("-o", "--out", default="phase.png", callback=_writable_out, show_default=True,
               help="Output (.png or .pdf: both are written).")
-def plot_phase_cmd(sweep_file, x, y, z, where, contours, contour_z, out):
+def plot_phase_cmd(sweep_file, x, y, z, where, contours, contour_z, zmax, out):
     """Phase diagram of a sweep: z over (x, y), averaged over disorder seeds."""
     from spinicl.plots import plot_phase
 
+    notes: list[str] = []
     written = plot_phase(sweep_file, x=x, y=y, z=z, out=out, where=_where(where),
-                         contours=contours or None, contour_z=contour_z)
+                         contours=contours or None, contour_z=contour_z, zmax=_zmax(zmax),
+                         notes=notes)
+    _echo_notes(notes)
     click.echo("wrote " + ", ".join(written))
 
 
 @plot.command("cut")
 @click.argument("sweep_file", type=str)
 @click.option("--x", "x", default="alpha", show_default=True, help="Horizontal axis.")
-@click.option("--z", "z", default="test_mse_novel", show_default=True, help="Observable.")
-@click.option("--by", default="T", show_default=True, help="One curve per value of this.")
+@click.option("--z", "z", multiple=True, default=("test_mse_novel",), show_default=True,
+              help="Observable (repeatable: e.g. --z test_mse_novel --z "
+                   "test_mse_in_distribution on one figure).")
+@click.option("--by", default="T", show_default=True,
+              help="One curve per value of this (an axis, or seed).")
 @click.option("--where", multiple=True, help="Fix another axis: KEY=VALUE (repeatable).")
-@click.option("-o", "--out", default="cut.png", show_default=True, help="Output file.")
-def plot_cut_cmd(sweep_file, x, z, by, where, out):
+@click.option("--by-value", "by_values", type=float, multiple=True,
+              help="Only the curves nearest to these values of --by (repeatable).")
+@click.option("--baselines/--no-baselines", default=True, show_default=True,
+              help="Draw the ICL baselines a sweep stored ([sweep] baselines = true).")
+@click.option("--seeds/--no-seeds", default=True, show_default=True,
+              help="Draw each disorder seed as a faint dot behind the means.")
+@click.option("-o", "--out", default="cut.png", callback=_writable_out, show_default=True, help="Output file.")
+def plot_cut_cmd(sweep_file, x, z, by, where, by_values, baselines, seeds, out):
     """Curves of z against x, one per value of --by, with error bars and exact values."""
     from spinicl.plots import plot_cut
 
-    written = plot_cut(sweep_file, x=x, z=z, by=by, out=out, where=_where(where))
+    notes: list[str] = []
+    written = plot_cut(sweep_file, x=x, z=list(z), by=by, out=out, where=_where(where),
+                       by_values=by_values or None, baselines=baselines, seeds=seeds,
+                       notes=notes)
+    _echo_notes(notes)
     click.echo("wrote " + ", ".join(written))
 
 
@@ -771,7 +1020,7 @@ def plot_cut_cmd(sweep_file, x, z, by, where, out):
 @click.option("--observable", "observables", multiple=True,
               default=("energy", "test_mse_novel", "overlap"), show_default=True,
               help="Observable to draw (repeatable).")
-@click.option("-o", "--out", default="trace.png", show_default=True, help="Output file.")
+@click.option("-o", "--out", default="trace.png", callback=_writable_out, show_default=True, help="Output file.")
 def plot_trace_cmd(run_file, observables, out):
     """Traces of a run against step, per temperature, with exact values dashed."""
     from spinicl.plots import plot_trace
@@ -780,12 +1029,122 @@ def plot_trace_cmd(run_file, observables, out):
     click.echo("wrote " + ", ".join(written))
 
 
+# --------------------------------------------------------------------------- scaling
+def _parse_ds(text: str) -> tuple[int, ...]:
+    try:
+        Ds = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError("D", "a comma-separated list of integers >= 2, e.g. 10,20,40,80",
+                          text) from None
+    if len(set(Ds)) < 2 or min(Ds) < 2:
+        raise ConfigError("D", "at least 2 distinct integers >= 2, e.g. 10,20,40,80", text)
+    return Ds
+
+
+def _parse_kappa(text: str) -> float:
+    try:
+        k = float(text)
+    except ValueError:
+        raise ConfigError("kappa", "a number > 0 or inf (K = P)", text) from None
+    if not k > 0:
+        raise ConfigError("kappa", "a number > 0 or inf (K = P)", text)
+    return k
+
+
+@cli.command()
+@click.option("--alpha", type=float, default=None,
+              help="α = N/D, context length per dimension (> 0; required). Not spinicl's "
+                   "α = P/D².")
+@click.option("--tau", type=float, default=None,
+              help="τ = P/D², pre-training prompts per parameter (> 0; required).")
+@click.option("--kappa", type=str, default="inf", show_default=True,
+              help="κ = K/D, task diversity (> 0), or inf for one task per prompt (K = P).")
+@click.option("--lam", type=float, default=1e-6, show_default=True,
+              help="Ridge λ_L in the theory's normalisation (> 0; spinicl's λ = "
+                   "λ_L/(D(1+1/N)²) at each D). 1e-6 stands for λ → 0⁺.")
+@click.option("--sigma-eps", type=float, default=0.0, show_default=True,
+              help="Label-noise scale σ_ε (the theory's ρ = σ_ε²).")
+@click.option("--D", "Ds", type=str, default=None,
+              help="Token dimensions, comma-separated [default: 10,20,40,80; --quick: "
+                   "10,20,30,40].")
+@click.option("--seeds", type=int, default=None,
+              help="Disorder samples at the largest D (>= 2); smaller D get up to 16× more "
+                   "[default: 8].")
+@click.option("--test-prompts", type=int, default=0, show_default=True,
+              help="0: exact population test errors (no test noise); N > 0: N sampled "
+                   "test prompts per set instead.")
+@click.option("--representation", type=click.Choice(["auto", "dense", "matrix-free"]),
+              default="auto", show_default=True,
+              help="Ground-state solver: dense Cholesky or conjugate gradients (matrix-free); "
+                   "auto: dense for D <= 30.")
+@click.option("--quick", is_flag=True, help="D = 10,20,30,40 (about 7 s instead of ~1 min).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--plot", "plot_out", type=str, default=None,
+              help="Also draw test MSE against 1/D with the fits to this PNG.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+def scaling(alpha, tau, kappa, lam, sigma_eps, Ds, seeds, test_prompts, representation, quick,
+            as_json, plot_out, quiet):
+    """Finite-size scaling of the exact ground state towards the D → ∞ theory.
+
+    At the point (α, τ, κ, λ_L) of Lu et al.'s asymptotic theory: N = round(αD),
+    P = round(τD²), K = round(κD) at each D; exact ground state m and its test MSE
+    (novel and in-distribution) over seeds; weighted fit a + b/D (+ c/D² when a χ² test
+    rejects the linear fit); the extrapolated D = ∞ value ± s.e. beside the formula.
+    """
+    from spinicl.progress import ProgressLine
+    from spinicl.scaling import (
+        DEFAULT_DS,
+        DEFAULT_SEEDS,
+        QUICK_DS,
+        QUICK_SEEDS,
+        format_scaling,
+        plot_scaling,
+        realise,
+        scaling_study,
+        seeds_per_d,
+    )
+
+    for name, v, what in (("alpha", alpha, "N/D"), ("tau", tau, "P/D^2")):
+        if v is None:  # checked here, not by click: a bad value elsewhere is named first
+            raise ConfigError(name, f"given: the point's {what} > 0, e.g. --{name} 2")
+    D_list = _parse_ds(Ds) if Ds is not None else (QUICK_DS if quick else DEFAULT_DS)
+    seeds = (QUICK_SEEDS if quick else DEFAULT_SEEDS) if seeds is None else seeds
+    k = _parse_kappa(kappa)
+    if seeds < 2:
+        raise ConfigError("seeds", ">= 2 (a standard error needs two samples)", seeds)
+    if test_prompts < 0:
+        raise ConfigError("test_prompts", ">= 0 (0: exact population errors)", test_prompts)
+    for name, v in (("alpha", alpha), ("tau", tau), ("lam", lam)):
+        if not (math.isfinite(v) and v > 0):
+            raise ConfigError(name, "> 0", v)
+    if not (math.isfinite(sigma_eps) and sigma_eps >= 0):
+        raise ConfigError("sigma_eps", ">= 0", sigma_eps)
+    for D in D_list:
+        realise(alpha, tau, k, D)  # every size valid before any work
+    total = sum(seeds_per_d(tuple(sorted(set(D_list))), seeds).values())
+    bar = ProgressLine(total, "ground states", enabled=not quiet)
+    res = scaling_study(alpha, tau, k, lam, Ds=D_list, seeds=seeds, sigma_eps=sigma_eps,
+                        test_prompts=test_prompts, representation=representation,
+                        progress=lambda done, tot, p: bar.update(done, f"D={p['D']}"))
+    bar.close()
+    d = res.as_dict()
+    if plot_out:
+        d["figure"] = plot_scaling(res, plot_out)
+    if as_json:
+        print_json(d)
+        return
+    click.echo(format_scaling(res))
+    if plot_out:
+        click.echo("wrote " + ", ".join(d["figure"]))
+
+
 # --------------------------------------------------------------------------- bench
 @cli.command()
 @_task_options
 @click.option("--model", type=click.Choice(["merged", "factored"]), default="merged",
               show_default=True, help="Merged W, or factored W = W_qᵀW_k.")
-@click.option("--dk", type=int, default=None, help="Rank d_k of the factors [default: D+1].")
+@click.option("--dk", type=click.IntRange(1, MAX_DK), default=None,
+              help="Rank d_k of the factors [default: D+1].")
 @click.option("--samplers", default="exact,mala,ula,baoab", show_default=True,
               help="Comma-separated samplers to compare (rows in this order).")
 @click.option("--precondition", default="none", show_default=True,
@@ -794,7 +1153,7 @@ def plot_trace_cmd(run_file, observables, out):
               help="Inverse temperature [default: 1e4; the merged model's mixing per step "
                    "does not depend on β].")
 @click.option("--T", "T", type=float, default=None, help="Temperature instead of --beta.")
-@click.option("--replicas", type=int, default=16, show_default=True,
+@click.option("--replicas", type=click.IntRange(1, MAX_REPLICAS), default=16, show_default=True,
               help="Independent chains R.")
 @click.option("--seconds", "budget", type=float, default=5.0, show_default=True,
               help="Timed wall-clock seconds per row (after an untimed warm-up).")
@@ -851,9 +1210,10 @@ def main(argv: list[str] | None = None) -> None:
                    err=True)
         sys.exit(2)
     except Exception as exc:  # one line for the errors a user can act on
+        from spinicl.export import MissingExtraError
         from spinicl.store import StoreError
 
-        if isinstance(exc, StoreError):
+        if isinstance(exc, StoreError | MissingExtraError):
             click.echo(f"spinicl: error: {exc}", err=True)
             sys.exit(2)
         raise

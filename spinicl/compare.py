@@ -1,4 +1,4 @@
-"""Where a trained transformer sits in the sampled Boltzmann distribution (DESIGN §3).
+"""Where a trained transformer sits in the sampled Boltzmann distribution (docs/model.md §3).
 
 :func:`compare_run_and_training` takes a run file (``spinicl sample``, format
 ``spinicl-run``) and a training file (``spinicl train``, format ``spinicl-training``)
@@ -647,18 +647,19 @@ def plot_weights_and_losses(run_path: str | os.PathLike, train_path: str | os.Pa
             ax.set_title(f"({letters[i]}) {title}\n{sub}", fontsize=8)
             ax.set_aspect("equal")
             ax.tick_params(top=False, right=False, direction="out", length=2.5)
+            # rows and columns are numbered a, b = 1 … D+1 (as in scripts/fig2_weights.py)
             if mat is None:
-                ax.set_xlim(-0.5, d1 - 0.5)
-                ax.set_ylim(d1 - 0.5, -0.5)
+                ax.set_xlim(0.5, d1 + 0.5)
+                ax.set_ylim(d1 + 0.5, 0.5)
                 ax.set_facecolor("0.94")
                 ax.text(0.5, 0.5, "not available:\nthe run has\nno snapshots",
                         transform=ax.transAxes, ha="center", va="center", color="0.35",
                         fontsize=7.5)
             else:
                 ax.imshow(mat, cmap=cmap, norm=norm, interpolation="nearest",
-                          origin="upper", extent=(-0.5, d1 - 0.5, d1 - 0.5, -0.5))
-            ticks = MaxNLocator(nbins=4, integer=True, min_n_ticks=2).tick_values(0, D)
-            ticks = [int(t) for t in ticks if 0 <= t <= D]
+                          origin="upper", extent=(0.5, d1 + 0.5, d1 + 0.5, 0.5))
+            ticks = MaxNLocator(nbins=4, integer=True, min_n_ticks=2).tick_values(1, d1)
+            ticks = [int(t) for t in ticks if 1 <= t <= d1]
             ax.set_xticks(ticks)
             ax.set_yticks(ticks)
             ax.set_xlabel("column $b$", labelpad=1)

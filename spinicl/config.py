@@ -189,10 +189,42 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+# --------------------------------------------------------------------------- limits
+#: Upper bounds tied to memory or sense, checked before any work starts. The memory a task
+#: needs (:meth:`TaskConfig.prompt_bytes`) is also compared with the available RAM.
+MAX_N = 1_000_000
+MAX_P = 1_000_000_000
+MAX_TEST_PROMPTS = 100_000_000
+MAX_DK = 10_000
+#: Steps (burn-in or production): 10¹⁰ is hours even at a microsecond per step.
+MAX_STEPS = 10**10
+#: Temperatures of a ladder (each holds copies of the whole state).
+MAX_RUNGS = 10_000
+#: Replicas of one run (bench) or copies × rungs of a sample.
+MAX_REPLICAS = 100_000
+
+
+def check_prompt_memory(task: TaskConfig, what: str = "P") -> None:
+    """Refuse a task whose prompts alone do not fit in the available RAM.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``what`` (default ``P``), with the estimate and the RAM available.
+    """
+    need = task.prompt_bytes()
+    have = available_memory_bytes()
+    if need > have:
+        raise ConfigError(what, "small enough that the prompts fit in memory", getattr(
+            task, what, None), f"P = {task.P}, N = {task.N}, D = {task.D}, test prompts = "
+            f"{task.test_prompts} need about {format_bytes(need)}, "
+            f"{format_bytes(have)} available")
+
+
 # --------------------------------------------------------------------------- task
 @dataclass(frozen=True)
 class TaskConfig:
-    """Parameters of the in-context regression task and of the energy (DESIGN §1.1, §1.3).
+    """Parameters of the in-context regression task and of the energy (docs/model.md §1.1, §1.3).
 
     Parameters
     ----------
@@ -202,8 +234,9 @@ class TaskConfig:
         Context length (examples per prompt), >= 1.
     P : int
         Number of pre-training prompts, >= 1.
-    K : int or None
-        Task diversity: size of the pool of task vectors, in 1..P. ``None`` means K = P,
+    K : int, "P" or None
+        Task diversity: size of the pool of task vectors, in 1..P. ``None`` (or the
+        string ``"P"``, as in a sweep grid ``K = [1, 10, "P"]``) means K = P,
         one fresh task per prompt (the paper's single-instance setting).
     lam : float
         Weight decay λ of the energy E (>= 0; sampling needs > 0).
@@ -214,7 +247,7 @@ class TaskConfig:
         Equal correlation between the N+1 tokens of a prompt, in (-1/N, 1).
     rho_variant : {"intended", "paper"}
         ``intended`` draws token covariance C = (1-rho) I + rho 11ᵀ; ``paper`` reproduces the
-        paper's code, whose realised covariance is LᵀL with C = LLᵀ (paper-reference.md).
+        paper's code, whose realised covariance is LᵀL with C = LLᵀ (docs/paper-reference.md).
     seed : int
         Root seed (>= 0) of every random number of the task, through ``SeedSequence``.
     test_prompts : int
@@ -224,7 +257,7 @@ class TaskConfig:
     D: int = 20
     N: int = 100
     P: int = 10_000
-    K: int | None = None
+    K: int | str | None = None
     lam: float = 0.01
     sigma_x: float = 1.0
     sigma_w: float = 1.0
@@ -237,14 +270,16 @@ class TaskConfig:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "D", check_int("D", self.D, 1, 10_000))
-        set_(self, "N", check_int("N", self.N, 1))
-        set_(self, "P", check_int("P", self.P, 1))
+        set_(self, "N", check_int("N", self.N, 1, MAX_N))
+        set_(self, "P", check_int("P", self.P, 1, MAX_P))
+        if isinstance(self.K, str) and self.K.strip().upper() == "P":
+            set_(self, "K", None)  # K = "P": one task per prompt, the default
         if self.K is not None:
             k = self.K
             if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.P:
                 note = "a pool larger than P is never fully used" if isinstance(k, int) and \
                     k > self.P else ""
-                raise ConfigError("K", f"an integer in 1..P = {self.P}", k, note)
+                raise ConfigError("K", f'an integer in 1..P = {self.P}, or "P"', k, note)
             if k == self.P:
                 set_(self, "K", None)
         set_(self, "lam", check_float("lam", self.lam, low=0.0))
@@ -263,7 +298,13 @@ class TaskConfig:
         )
         set_(self, "rho_variant", check_choice("rho_variant", self.rho_variant, RHO_VARIANTS))
         set_(self, "seed", check_int("seed", self.seed, 0, 2**63 - 1))
-        set_(self, "test_prompts", check_int("test_prompts", self.test_prompts, 1))
+        set_(self, "test_prompts", check_int("test_prompts", self.test_prompts, 1,
+                                             MAX_TEST_PROMPTS))
+
+    def prompt_bytes(self) -> int:
+        """Estimated peak bytes of generating the prompts: P training and two sets of
+        test prompts, each (N+1) tokens of D inputs and a label, in float64."""
+        return 8 * (self.P + 2 * self.test_prompts) * (self.N + 1) * (self.D + 1)
 
     @property
     def pool_size(self) -> int:
@@ -295,23 +336,29 @@ class TaskConfig:
 # --------------------------------------------------------------------------- sampling
 SAMPLER_NAMES = ("mala", "ula", "baoab", "exact")
 PRECONDITIONERS = ("none", "diag", "dense")
-DEFAULT_TEMPS = "1e-5:1e-1:8"
+DEFAULT_TEMPS = "1e-5:1e-1:auto"
+#: Marker of an automatic rung count in ``TMIN:TMAX:auto``.
+AUTO_COUNT = "auto"
 
 
 def parse_temperatures(temps: str | None = None, beta: float | None = None
-                       ) -> tuple[float, ...]:
+                       ) -> tuple[float, ...] | str:
     """Temperatures of the ladder, ascending.
 
     Parameters
     ----------
     temps : str, optional
-        ``"TMIN:TMAX:COUNT"`` (geometric) or ``"T1,T2,..."``; default ``1e-5:1e-1:8``.
+        ``"TMIN:TMAX:COUNT"`` (geometric, fixed), ``"TMIN:TMAX:auto"`` (geometric, the
+        rung count chosen from the model when the run is configured: every pair's
+        predicted swap acceptance ≥ 0.25, see :func:`spinicl.samplers.tempering.
+        auto_temperatures`) or ``"T1,T2,..."``; default ``1e-5:1e-1:auto``.
     beta : float, optional
         A single inverse temperature instead (no replica exchange).
 
     Returns
     -------
-    tuple of float, ascending, all > 0.
+    tuple of float, ascending, all > 0; or the normalised string ``"TMIN:TMAX:auto"``
+    (resolved by :class:`SampleConfig`).
     """
     if beta is not None:
         if temps is not None:
@@ -319,25 +366,50 @@ def parse_temperatures(temps: str | None = None, beta: float | None = None
                               temps)
         return (1.0 / check_beta(beta),)
     text = DEFAULT_TEMPS if temps is None else str(temps).strip()
-    allowed = "TMIN:TMAX:COUNT (geometric) or a list T1,T2,... of temperatures > 0"
+    allowed = ("TMIN:TMAX:COUNT or TMIN:TMAX:auto (geometric) or a list T1,T2,... of "
+               "temperatures > 0")
     try:
         if ":" in text:
             parts = text.split(":")
             if len(parts) != 3:
                 raise ValueError
+            if parts[2].strip().lower() == AUTO_COUNT:
+                tmin, tmax = float(parts[0]), float(parts[1])
+                if not (0 < tmin < tmax and math.isfinite(tmax)):
+                    raise ValueError
+                return f"{tmin!r}:{tmax!r}:{AUTO_COUNT}"
             tmin, tmax, count = float(parts[0]), float(parts[1]), int(parts[2])
             if not (0 < tmin < tmax and math.isfinite(tmax)) or count < 2:
                 raise ValueError
+            if count > MAX_RUNGS:
+                raise ConfigError("temps", f"a ladder of 2..{MAX_RUNGS} temperatures", text)
             values = tuple(float(t) for t in np.geomspace(tmin, tmax, count))
         else:
             values = tuple(float(t) for t in text.split(",") if t.strip())
+    except ConfigError:
+        raise
     except ValueError:
         raise ConfigError("temps", allowed, text) from None
     if not values or any(not (math.isfinite(t) and t > 0) for t in values):
         raise ConfigError("temps", allowed, text)
+    if len(values) > MAX_RUNGS:
+        raise ConfigError("temps", f"a ladder of at most {MAX_RUNGS} temperatures", text)
     if len(set(values)) != len(values):
         raise ConfigError("temps", "distinct temperatures", text)
     return tuple(sorted(values))
+
+
+def _resolve_auto_ladder(cfg: SampleConfig) -> tuple[float, ...]:
+    """Temperatures of a ``TMIN:TMAX:auto`` (or ``TMIN:TMAX:COUNT``) spec for this model."""
+    spec = parse_temperatures(cfg.temperatures)
+    if not isinstance(spec, str):
+        return spec
+    from spinicl.samplers.tempering import auto_temperatures
+
+    tmin, tmax = (float(x) for x in spec.split(":")[:2])
+    d1 = cfg.task.D + 1
+    n = d1 * d1 if cfg.model == "merged" else 2 * (cfg.dk or d1) * d1
+    return auto_temperatures(n, tmin, tmax)
 
 
 @dataclass(frozen=True)
@@ -356,8 +428,12 @@ class SampleConfig:
     gamma : float
         BAOAB friction (> 0).
     precondition : {"none", "diag", "dense"}
-    temperatures : tuple of float
-        The ladder, ascending (one value: no replica exchange).
+    temperatures : tuple of float or str
+        The ladder, ascending (one value: no replica exchange); or ``"TMIN:TMAX:auto"``
+        (default ``1e-5:1e-1:auto``), resolved here to the geometric ladder whose every
+        neighbouring pair has predicted swap acceptance ≥ 0.25 for this model's number of
+        spins (86 rungs at D = 20 merged; :func:`spinicl.samplers.tempering.
+        auto_temperatures`).
     copies : int
         Replicas per temperature (>= 1; >= 2 for overlaps).
     steps : int
@@ -366,7 +442,10 @@ class SampleConfig:
         Burn-in steps (>= 0): step sizes and the ladder adapt here only.
     record_every, swap_every : int
         Steps between records, and between replica-exchange swap rounds (>= 1).
-    adapt_ladder : bool
+    adapt_ladder : bool or None
+        Equalise swap rejection during burn-in. None (default): on for the factored
+        model (no closed form places its rungs), off for the merged one (its geometric
+        ladder is already the exact equal-rejection ladder).
     snapshot_every : int
         Records between weight snapshots (0: none).
     flush_every : int
@@ -382,13 +461,13 @@ class SampleConfig:
     step: float | None = None
     gamma: float = 1.0
     precondition: str = "none"
-    temperatures: tuple[float, ...] = parse_temperatures()
+    temperatures: tuple[float, ...] | str = DEFAULT_TEMPS
     copies: int = 2
-    steps: int = 20_000
-    burn_in: int = 5_000
-    record_every: int = 20
-    swap_every: int = 10
-    adapt_ladder: bool = False
+    steps: int = 10_000
+    burn_in: int = 2_000
+    record_every: int = 25
+    swap_every: int = 5
+    adapt_ladder: bool | None = None
     snapshot_every: int = 0
     flush_every: int = 50
     flush_seconds: float = 5.0
@@ -399,26 +478,44 @@ class SampleConfig:
         set_ = object.__setattr__
         set_(self, "model", check_choice("model", self.model, ("merged", "factored")))
         if self.dk is not None:
-            set_(self, "dk", check_int("dk", self.dk, 1))
+            set_(self, "dk", check_int("dk", self.dk, 1, MAX_DK))
         set_(self, "sampler", check_choice("sampler", self.sampler, SAMPLER_NAMES))
         if self.step is not None:
             set_(self, "step", check_float("step", self.step, low=0.0, low_open=True))
         set_(self, "gamma", check_float("gamma", self.gamma, low=0.0, low_open=True))
         set_(self, "precondition",
              check_choice("precondition", self.precondition, PRECONDITIONERS))
+        if isinstance(self.temperatures, str):
+            set_(self, "temperatures", _resolve_auto_ladder(self))
         temps = tuple(float(t) for t in self.temperatures)
         if not temps or any(not (math.isfinite(t) and t > 0) for t in temps):
             raise ConfigError("temps", "temperatures > 0", self.temperatures)
+        if len(temps) > MAX_RUNGS:
+            raise ConfigError("temps", f"at most {MAX_RUNGS} temperatures", len(temps))
         set_(self, "temperatures", tuple(sorted(temps)))
         set_(self, "copies", check_int("copies", self.copies, 1, 1024))
-        set_(self, "steps", check_int("steps", self.steps, 1))
-        set_(self, "burn_in", check_int("burn_in", self.burn_in, 0))
+        if len(temps) * self.copies > MAX_REPLICAS:
+            raise ConfigError("copies", f"at most {MAX_REPLICAS} replicas in all "
+                              f"(temperatures × copies; {len(temps)} temperatures)",
+                              self.copies)
+        set_(self, "steps", check_int("steps", self.steps, 1, MAX_STEPS))
+        set_(self, "burn_in", check_int("burn_in", self.burn_in, 0, MAX_STEPS))
         set_(self, "record_every", check_int("record_every", self.record_every, 1))
         set_(self, "swap_every", check_int("swap_every", self.swap_every, 1))
         set_(self, "snapshot_every", check_int("snapshot_every", self.snapshot_every, 0))
         set_(self, "flush_every", check_int("flush_every", self.flush_every, 1))
         set_(self, "flush_seconds",
              check_float("flush_seconds", self.flush_seconds, low=0.0, low_open=True))
+        if self.adapt_ladder is not None and not isinstance(self.adapt_ladder,
+                                                            (bool, np.bool_)):
+            raise ConfigError("adapt_ladder", "true or false", self.adapt_ladder)
+        set_(self, "representation", check_choice(
+            "representation", self.representation, ("auto", "dense", "matrix-free")))
+        parse_memory(self.memory_budget)  # a bad size is refused before any work
+        check_prompt_memory(self.task)
+        if self.adapt_ladder is None:
+            set_(self, "adapt_ladder",
+                 self.model == "factored" and len(self.temperatures) >= 3 and self.burn_in > 0)
         set_(self, "adapt_ladder", bool(self.adapt_ladder))
         check_lam_for_sampling(self.task.lam)
         if self.sampler == "exact" and self.model != "merged":

@@ -1,4 +1,4 @@
-"""Hamiltonians of linear attention over a batch of replicas (DESIGN §1.2–1.3, §1.5).
+"""Hamiltonians of linear attention over a batch of replicas (docs/model.md §1.2–1.3, §1.5).
 
 Every model works on a batch of R replicas at once: spins ``W`` of shape (R, n_spins).
 ``energy(W)`` is (R,), ``grad(W)`` is (R, n_spins), and observables are computed on the
@@ -290,7 +290,7 @@ class MergedModel:
 
 @dataclass
 class FactoredModel:
-    """Factored attention W = W_qᵀ W_k with W_q, W_k ∈ R^{d_k×(D+1)} (DESIGN §1.5).
+    """Factored attention W = W_qᵀ W_k with W_q, W_k ∈ R^{d_k×(D+1)} (docs/model.md §1.5).
 
     Spins θ = (vec W_q, vec W_k), shape (R, 2·d_k·(D+1)), row-major factors;
     E(θ) = E₀(W_qᵀW_k) + (λ/2)(‖W_q‖² + ‖W_k‖²). Quartic, non-convex, gauge symmetric;

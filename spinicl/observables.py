@@ -1,4 +1,4 @@
-"""What is recorded per replica at each record (DESIGN §1.6).
+"""What is recorded per replica at each record (docs/model.md §1.6).
 
 An :class:`ObservableSet` is built once per run (it holds the test sets, the ground state
 and the exact references) and turns the sampler's configurations, shape
@@ -54,6 +54,25 @@ LABELS = {
 }
 
 
+#: Largest number of merged weights (D+1)² for which the MSEs go through the n × n
+#: quadratic forms of each prompt set (3 matrices of n² doubles) instead of predictions.
+QUADRATIC_MSE_MAX = 2048
+
+
+def _mse_quadratic(prompts, w0: np.ndarray, chunk: int = 1024
+                   ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """(B, g, mse(w0), w0) with B = SᵀS/P_t and g = B w0 − Sᵀy/P_t of a prompt set."""
+    n = w0.shape[0]
+    B = np.zeros((n, n))
+    b = np.zeros(n)
+    for start, S in prompts.feature_chunks(chunk):
+        B += S.T @ S
+        b += S.T @ prompts.y[start:start + S.shape[0]]
+    B /= prompts.n_prompts
+    b /= prompts.n_prompts
+    return B, B @ w0 - b, float(mse(w0[None], prompts)[0]), w0
+
+
 def record_shape(name: str, n_temps: int, copies: int) -> tuple[int, ...]:
     """Concrete shape of one record of ``name``."""
     sizes = {"T": n_temps, "M": copies, "M2": copies * (copies - 1) // 2,
@@ -79,8 +98,29 @@ class ObservableSet:
     ground_state: np.ndarray | None = None
     _active: np.ndarray = field(init=False, repr=False)
 
+    _quad: dict = field(init=False, repr=False)
+
     def __post_init__(self) -> None:
         self._active = active_mask(self.model.D)
+        self._quad = {}
+        d1 = self.model.D + 1
+        if d1 * d1 <= QUADRATIC_MSE_MAX:
+            w0 = (np.zeros(d1 * d1) if self.ground_state is None
+                  else np.asarray(self.ground_state, dtype=float))
+            for key, ps in (("train", self.task.train), ("novel", self.task.test_novel),
+                            ("in_distribution", self.task.test_in_distribution)):
+                self._quad[key] = _mse_quadratic(ps, w0)
+
+    def _mse(self, W: np.ndarray, key: str, prompts) -> np.ndarray:
+        """MSE of merged weights W (R, n) on a prompt set, through its quadratic form
+        mse(W) = mse(w0) + 2gᵀd + dᵀBd (d = W − w0, B = SᵀS/P_t: one GEMM of R×n²)
+        where precomputed, else through the predictions."""
+        q = self._quad.get(key)
+        if q is None:
+            return mse(W, prompts)
+        B, g, f0, w0 = q
+        d = W - w0[None, :]
+        return f0 + 2.0 * (d @ g) + np.einsum("ri,ri->r", d @ B, d)
 
     def compute(self, positions: np.ndarray, energies: np.ndarray, step: int,
                 accept: np.ndarray | None = None,
@@ -110,9 +150,10 @@ class ObservableSet:
         def tm(x):
             return np.asarray(x).reshape(T, M)
 
-        rec["train_mse"] = tm(mse(W, self.task.train))
-        rec["test_mse_novel"] = tm(mse(W, self.task.test_novel))
-        rec["test_mse_in_distribution"] = tm(mse(W, self.task.test_in_distribution))
+        rec["train_mse"] = tm(self._mse(W, "train", self.task.train))
+        rec["test_mse_novel"] = tm(self._mse(W, "novel", self.task.test_novel))
+        rec["test_mse_in_distribution"] = tm(
+            self._mse(W, "in_distribution", self.task.test_in_distribution))
         rec["self_overlap"] = tm(np.einsum("ri,ri->r", W, W) / nw)
         rec["self_overlap_active"] = tm(np.einsum("ri,ri->r", Wa, Wa) / Wa.shape[1])
         pairs = list(combinations(range(M), 2))
@@ -136,15 +177,30 @@ class ObservableSet:
         return rec
 
 
-def exact_references(theory, betas: np.ndarray, factored: bool = False
+def exact_references(theory, betas: np.ndarray, factored: bool = False, *,
+                     sampler: str = "mala", steps: np.ndarray | None = None,
+                     precondition: str = "none", model=None, task: Task | None = None
                      ) -> dict[str, np.ndarray]:
-    """Closed-form thermal averages per temperature (NaN where none exists).
+    """Closed-form averages per temperature of the law the sampler targets (NaN: none).
+
+    MALA, BAOAB (positions) and the exact sampler target the Boltzmann law. ULA does not:
+    its stationary law is Gaussian with the exact mean m and covariance
+    (βA)⁻¹(I − ηA/2)⁻¹, so for ``sampler="ula"`` the entry ``name`` holds ULA's own
+    stationary mean and ``boltzmann_<name>`` the Boltzmann one beside it (the bias is
+    their difference).
 
     Parameters
     ----------
     theory : GaussianTheory or None
         The merged model's exact solution (None, or ``factored=True``: all NaN).
     betas : ndarray, shape (T,)
+    factored : bool
+    sampler : str
+    steps : ndarray (T,), optional
+        The ULA step per rung (needed for ``sampler="ula"``).
+    precondition : {"none", "diag", "dense"}
+    model, task
+        The merged model and its task (needed for ``sampler="ula"``: test-set traces).
 
     Returns
     -------
@@ -164,7 +220,28 @@ def exact_references(theory, betas: np.ndarray, factored: bool = False
         out["self_overlap_active"][k] = theory.self_overlap_mean(b, active=True)
         out["overlap_active"][k] = theory.overlap_mean(active=True)
         out["distance_to_ground_state"][k] = theory.distance_to_ground_state_mean(b)
+    if sampler == "ula":
+        from spinicl.theory import ULA_OBSERVABLES, ula_references
+
+        for name in ULA_OBSERVABLES:
+            out[BOLTZMANN_PREFIX + name] = out[name].copy()
+            out[name] = np.full(T, np.nan)
+        if steps is not None and theory.chol is not None and model is not None \
+                and task is not None:
+            from spinicl.config import ConfigError
+
+            try:
+                out.update(ula_references(theory, model, task,
+                                          np.asarray(betas, dtype=float),
+                                          np.asarray(steps, dtype=float), precondition))
+            except ConfigError:   # an unstable step: ULA has no stationary law
+                pass
     return out
+
+
+#: /theory key of the Boltzmann value of an observable whose ``exact`` is another law's
+#: (ULA: its own stationary mean).
+BOLTZMANN_PREFIX = "boltzmann_"
 
 
 def is_factored(model: Model) -> bool:

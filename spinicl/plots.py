@@ -1,6 +1,6 @@
 """Publication figures from sweep and run files: phase diagrams, cuts and traces.
 
-Three figures (DESIGN §5, issue 8 item 4):
+Three figures (sweeps: docs/model.md §5):
 
 * :func:`plot_phase` — a phase diagram of one observable over two axes of a sweep
   (task diversity α = P/D², temperature T, ...), disorder-averaged over the seeds;
@@ -72,7 +72,15 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullLocator
+from matplotlib.ticker import (
+    FixedFormatter,
+    FixedLocator,
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+    NullLocator,
+)
 
 from spinicl.config import ConfigError
 
@@ -85,6 +93,7 @@ __all__ = [
     "phase_data",
     "plot_cut",
     "plot_phase",
+    "plot_sweep",
     "plot_trace",
     "save_figure",
 ]
@@ -144,6 +153,7 @@ AXIS_SYMBOLS: dict[str, str] = {
     "N": r"context length $N$",
     "lam": r"weight decay $\lambda$",
     "D": r"dimension $D$",
+    "seed": "disorder seed",
 }
 _SHORT_AXIS = {"alpha": r"\alpha", "T": "T", "P": "P", "K": "K", "N": "N",
                "lam": r"\lambda", "D": "D", "seed": r"{\rm seed}"}
@@ -404,6 +414,8 @@ class _Averaged:
     n_pending: int
     theory_mode: bool
     sweep: _Sweep
+    #: (x index, y index, value) of every point behind the means (the seeds)
+    samples: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def _check_observable(sweep: _Sweep, param: str, z: str) -> None:
@@ -412,10 +424,10 @@ def _check_observable(sweep: _Sweep, param: str, z: str) -> None:
 
 
 def _check_axis(param: str, name: str, sweep: _Sweep | None = None) -> None:
-    if name not in AXES:
-        raise ConfigError(param, "one of " + ", ".join(AXES), name)
+    if name not in (*AXES, "seed"):
+        raise ConfigError(param, "one of " + ", ".join((*AXES, "seed")), name)
     if sweep is not None and name != "T" and name not in sweep.grid:
-        present = [a for a in AXES if a == "T" or a in sweep.grid]
+        present = [a for a in (*AXES, "seed") if a == "T" or a in sweep.grid]
         raise ConfigError(param, "a column of this sweep's grid: " + ", ".join(present), name)
 
 
@@ -450,9 +462,14 @@ def _unique_close(v: np.ndarray, rtol: float = 1e-6) -> tuple[np.ndarray, np.nda
     return values, idx
 
 
-def _apply_where(tab: dict[str, np.ndarray], where: Mapping[str, float] | None
+def _apply_where(tab: dict[str, np.ndarray], where: Mapping[str, float] | None,
+                 notes: list[str] | None = None
                  ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Keep the rows matching ``where``; T picks the nearest ladder temperature (log)."""
+    """Keep the rows matching ``where``; T picks the nearest ladder temperature (log).
+
+    When T is not a rung of the ladder, a line naming the rung used is appended to
+    ``notes``.
+    """
     chosen: dict[str, float] = {}
     if not where:
         return tab, chosen
@@ -460,50 +477,69 @@ def _apply_where(tab: dict[str, np.ndarray], where: Mapping[str, float] | None
     for key, value in where.items():
         if key not in tab or key in ("point", "mean", "stderr", "exact"):
             allowed = [k for k in (*AXES, "seed") if k in tab]
-            raise ConfigError("where", "keys among " + ", ".join(allowed), key)
+            raise ConfigError("where", "keys among " + ", ".join(allowed), f"{key}={value}")
         try:
             value = float(value)
         except (TypeError, ValueError):
-            raise ConfigError("where", f"a number for {key}", value) from None
+            raise ConfigError("where", f"a number for {key}", f"{key}={value}") from None
         vals, _ = _unique_close(tab[key])
         if key == "T":
-            if value <= 0:
-                raise ConfigError("where", "a temperature T > 0", value)
+            if not value > 0:
+                raise ConfigError("where", "a temperature T > 0", f"T={value}")
             pick = vals[np.argmin(np.abs(np.log(vals) - np.log(value)))]
+            if notes is not None and not np.isclose(pick, value, rtol=1e-6, atol=0.0):
+                notes.append(f"--where T={value:g}: not a rung of the ladder; using the "
+                             f"nearest rung T = {pick:.4g}")
         else:
             hit = np.isclose(vals, value, rtol=1e-6, atol=1e-12)
             if not hit.any():
                 shown = ", ".join(_fmt_plain(v) for v in vals)
-                raise ConfigError("where", f"a value of {key} in the sweep ({shown})", value)
+                raise ConfigError("where", f"a value of {key} in the sweep ({shown})",
+                                  f"{key}={value:g}")
             pick = vals[hit][0]
         keep &= np.isclose(tab[key], pick, rtol=1e-6, atol=1e-12)
         chosen[key] = float(pick)
     return {k: v[keep] for k, v in tab.items()}, chosen
 
 
+def _where_text(where: Mapping[str, float] | None) -> str | None:
+    """``where`` as the command line spells it: ``--where N=20 --where T=0.001``."""
+    if not where:
+        return None
+    return " ".join(f"--where {k}={_fmt_plain(v)}" for k, v in where.items())
+
+
 def _average(sweep: _Sweep, x: str, y: str, z: str,
-             where: Mapping[str, float] | None, param_y: str = "y") -> _Averaged:
+             where: Mapping[str, float] | None, param_y: str = "y",
+             notes: list[str] | None = None) -> _Averaged:
     """Disorder-average ``z`` on the (x, y) grid; see the module docstring for errors."""
     _check_axis("x", x, sweep)
     _check_axis(param_y, y, sweep)
     if x == y:
         raise ConfigError(param_y, f"an axis other than x = {x}", y)
     _check_observable(sweep, "z", z)
-    tab, chosen = _apply_where(_table(sweep, z), where)
+    tab, chosen = _apply_where(_table(sweep, z), where, notes)
     if tab["mean"].size == 0:
         raise ConfigError("where", "a selection that matches finished points",
-                          dict(where) if where else None)
+                          _where_text(where))
     xv, ix = _unique_close(tab[x])
     yv, iy = _unique_close(tab[y])
     cell = iy * xv.size + ix
     # Every controlled parameter that is not an axis must be fixed inside each cell.
     fixed: dict[str, float] = {}
+    follows = set()  # parameters set by another one: the error names the other
+    if "K" in tab and "P" in tab and np.allclose(tab["K"], tab["P"]):
+        follows.add("K")  # K = P, one task per prompt: it follows P
+    if "alpha" in tab and "P" in tab and "D" in tab and np.unique(tab["D"]).size == 1:
+        follows.add("P")  # at fixed D, P follows α
     for p in _CONTROLLED:
         if p in (x, y) or p not in tab:
             continue
         vals, ip = _unique_close(tab[p])
         if vals.size == 1:
             fixed[p] = float(vals[0])
+            continue
+        if p in follows:
             continue
         order = np.lexsort((ip, cell))
         c, q = cell[order], ip[order]
@@ -513,8 +549,7 @@ def _average(sweep: _Sweep, x: str, y: str, z: str,
                                                                   else "")
             raise ConfigError(
                 "where", f"a fixed value for {p} (this sweep varies it: {shown}), "
-                f"e.g. where={{'{p}': {_fmt_plain(vals[0])}}}",
-                dict(where) if where else None)
+                f"e.g. --where {p}={_fmt_plain(vals[0])}", _where_text(where))
     fixed.update({k: v for k, v in chosen.items() if k not in (x, y)})
     shape = (yv.size, xv.size)
     n = np.bincount(cell, weights=np.isfinite(tab["mean"]), minlength=xv.size * yv.size)
@@ -550,7 +585,7 @@ def _average(sweep: _Sweep, x: str, y: str, z: str,
     return _Averaged(xv, yv, mean.reshape(shape), stderr.reshape(shape),
                      exact.reshape(shape), n.reshape(shape).astype(int), fixed,
                      int(np.sum(st == "failed")), int(np.sum(st == "pending")),
-                     theory_mode, sweep)
+                     theory_mode, sweep, (ix, iy, tab["mean"]))
 
 
 class PhaseData(NamedTuple):
@@ -798,8 +833,9 @@ def plot_phase(sweep_path: str | os.PathLike, x: str = "alpha", y: str = "T",
                log_x: bool | None = None, log_y: bool | None = None,
                contours: Sequence[float] | None = None, contour_z: str | None = None,
                threshold: bool = True, cmap: str = "viridis",
-               title: str | None = None, figsize: tuple[float, float] = (4.6, 3.5)
-               ) -> list[str]:
+               zmax: float | str | None = "auto",
+               title: str | None = None, figsize: tuple[float, float] = (4.6, 3.5),
+               notes: list[str] | None = None) -> list[str]:
     """Phase diagram: the disorder-averaged observable ``z`` over the (x, y) plane.
 
     Parameters
@@ -817,7 +853,14 @@ def plot_phase(sweep_path: str | os.PathLike, x: str = "alpha", y: str = "T",
         Values for the other parameters the sweep varies (see :func:`phase_data`).
     log_z : bool, optional
         Logarithmic colour scale (default: for positive MSE-like observables spanning
-        more than one decade).
+        more than one decade within the colour range).
+    zmax : float, "auto" or None
+        Upper end of the colour scale; larger values are drawn in the top colour (the
+        colour bar's arrow says so). ``"auto"`` (default): for MSE-like observables over
+        a temperature axis, twice the largest value at the coldest temperature, so that
+        the hot corner (where the error grows like 1/β) does not squeeze the
+        low-temperature structure into the darkest tenth of the scale; None: the data's
+        maximum.
     log_x, log_y : bool, optional
         Override the automatic axis scales.
     contours : sequence of float, optional
@@ -833,6 +876,9 @@ def plot_phase(sweep_path: str | os.PathLike, x: str = "alpha", y: str = "T",
         Replaces the automatic title (fixed parameters, seeds, failed points).
     figsize : (float, float)
         Inches.
+    notes : list, optional
+        Receives one line per choice made for the caller (a temperature snapped to the
+        nearest rung, a capped colour scale).
 
     Returns
     -------
@@ -841,7 +887,7 @@ def plot_phase(sweep_path: str | os.PathLike, x: str = "alpha", y: str = "T",
     """
     names = [z] + ([contour_z] if contour_z else [])
     sweep = _load_sweep(sweep_path, names)
-    avg = _average(sweep, x, y, z, where)
+    avg = _average(sweep, x, y, z, where, notes=notes)
     lines = None
     if contours:
         cz = contour_z or z
@@ -853,15 +899,21 @@ def plot_phase(sweep_path: str | os.PathLike, x: str = "alpha", y: str = "T",
     lx = _auto_log(x, avg.x) if log_x is None else bool(log_x)
     ly = _auto_log(y, avg.y) if log_y is None else bool(log_y)
     Zm = np.ma.masked_invalid(avg.mean)
-    lz = _auto_log_values(z, avg.mean) if log_z is None else bool(log_z)
     finite = avg.mean[np.isfinite(avg.mean)]
+    cap = _colour_cap(avg, z, x, y, zmax)
+    capped = cap is not None and finite.size > 0 and finite.max() > cap
+    shown = np.minimum(avg.mean, cap) if capped else avg.mean
+    if capped and notes is not None:
+        notes.append(f"colour scale capped at {z} = {cap:.4g} (data up to "
+                     f"{finite.max():.4g}); set zmax to change it")
+    lz = _auto_log_values(z, shown) if log_z is None else bool(log_z)
+    top = cap if capped else (finite.max() if finite.size else 1.0)
     if lz and finite.size and (finite > 0).any():
         pos = finite[finite > 0]
-        norm: Normalize = LogNorm(vmin=pos.min(), vmax=pos.max())
+        norm: Normalize = LogNorm(vmin=pos.min(), vmax=top)
         Zm = np.ma.masked_where(~(avg.mean > 0), avg.mean)
     else:
-        norm = Normalize(vmin=finite.min() if finite.size else 0.0,
-                         vmax=finite.max() if finite.size else 1.0)
+        norm = Normalize(vmin=finite.min() if finite.size else 0.0, vmax=top)
     with mpl.rc_context(STYLE):
         fig = _new_figure(*figsize)
         ax = fig.add_subplot()
@@ -872,15 +924,21 @@ def plot_phase(sweep_path: str | os.PathLike, x: str = "alpha", y: str = "T",
         ax.set_yscale("log" if ly else "linear")
         _integer_ticks(ax.xaxis, x, lx)
         _integer_ticks(ax.yaxis, y, ly)
+        _plain_log_ticks(ax.xaxis, avg.x, lx)
+        _plain_log_ticks(ax.yaxis, avg.y, ly)
         ax.set_xlabel(AXIS_SYMBOLS[x])
         ax.set_ylabel(AXIS_SYMBOLS[y])
-        cb = fig.colorbar(mesh, ax=ax, pad=0.02, fraction=0.06, aspect=25)
+        cb = fig.colorbar(mesh, ax=ax, pad=0.02, fraction=0.06, aspect=25,
+                          extend="max" if capped else "neither")
         cb.set_label(observable_label(z))
+        if lz:
+            _plain_log_ticks(cb.ax.yaxis, np.array([norm.vmin, norm.vmax]), True)
         cb.ax.tick_params(direction="out", which="both")
         ax.tick_params(which="both", color="w")
         if lines is not None and avg.x.size >= 2 and avg.y.size >= 2:
+            crossover = _is_gaussian(sweep) and (contour_z or z).startswith("overlap_ratio")
             _draw_contours(ax, cb, lines, contours or (), contour_z or z, norm,
-                           same=lines is avg)
+                           same=lines is avg, crossover=crossover)
         if threshold:
             _draw_threshold(ax, avg, x, y)
         if not np.isfinite(avg.mean).all():
@@ -890,8 +948,52 @@ def plot_phase(sweep_path: str | os.PathLike, x: str = "alpha", y: str = "T",
     return save_figure(fig, out)
 
 
+def _is_gaussian(sweep: _Sweep) -> bool:
+    """True for a sweep of the merged model, whose Boltzmann law is Gaussian at every T."""
+    sampler = sweep.config.get("sampler", {}) if isinstance(sweep.config, dict) else {}
+    return str(sampler.get("model", "merged")) == "merged"
+
+
+def _colour_cap(avg: _Averaged, z: str, x: str, y: str, zmax: float | str | None
+                ) -> float | None:
+    """The upper end of the colour scale asked for by ``zmax`` (None: no cap)."""
+    if zmax is None:
+        return None
+    if isinstance(zmax, str):
+        if zmax != "auto":
+            raise ConfigError("zmax", "a number > 0, auto or none", zmax)
+        if z not in _LOG_LIKE or "T" not in (x, y):
+            return None
+        cold = avg.mean[0] if y == "T" else avg.mean[:, 0]  # the coldest row / column
+        cold = cold[np.isfinite(cold)]
+        return float(2.0 * cold.max()) if cold.size and cold.max() > 0 else None
+    if not (isinstance(zmax, int | float) and zmax > 0):
+        raise ConfigError("zmax", "a number > 0, auto or none", zmax)
+    return float(zmax)
+
+
+def _plain_log_ticks(axis: Any, values: np.ndarray, log: bool) -> None:
+    """Tick labels of a log axis as plain numbers (0.3, 2, 50) when it spans < 2 decades.
+
+    Matplotlib's default labels such a short axis with minor labels like "3×10⁰"; over
+    two decades or more the powers of ten stay (10⁻⁴, 10⁻³, ...) without minor labels.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not log or v.size == 0:
+        return
+    if v.max() / v.min() >= 100.0:
+        axis.set_minor_formatter(NullFormatter())
+        return
+    plain = FuncFormatter(lambda t, _pos: _fmt_plain(float(f"{t:.3g}")))
+    axis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(plain)
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _draw_contours(ax, cb, avg: _Averaged, levels: Sequence[float], name: str,
-                   norm: Normalize, same: bool) -> None:
+                   norm: Normalize, same: bool, crossover: bool = False) -> None:
+    """Labelled contour lines; ``crossover`` marks them as a crossover (Gaussian model)."""
     Z = np.ma.masked_invalid(avg.mean)
     fin = avg.mean[np.isfinite(avg.mean)]
     lv = sorted(float(v) for v in levels if fin.size and fin.min() < v < fin.max())
@@ -901,6 +1003,10 @@ def _draw_contours(ax, cb, avg: _Averaged, levels: Sequence[float], name: str,
     sym = OBSERVABLE_SYMBOLS.get(name, name).strip("$")
     ax.clabel(cs, fmt={v: f"${sym} = {_fmt_tex(v)}$" for v in lv}, fontsize=7.5,
               inline=True, inline_spacing=3)
+    if crossover:
+        ax.text(0.01, 0.01, "merged model: Gaussian at every T; the line marks a\n"
+                "smooth crossover, not a phase transition", transform=ax.transAxes,
+                ha="left", va="bottom", fontsize=6.5, color="w")
     if same:
         for v in lv:
             cb.ax.axhline(v, color="w", lw=1.4)
@@ -928,29 +1034,40 @@ def _draw_threshold(ax, avg: _Averaged, x: str, y: str) -> None:
 
 
 # ============================================================================ cut
-def plot_cut(sweep_path: str | os.PathLike, x: str = "alpha", z: str = "test_mse_novel",
+#: Baselines a sweep can store (``[sweep] baselines = true``): name → legend label.
+BASELINE_LABELS = {"gd": "one-step GD", "bayes": "Bayes ridge", "dmmse": "dMMSE"}
+_BASELINE_STYLES = {"gd": (0, (4, 1.5, 1, 1.5)), "bayes": (0, (1, 1.2)), "dmmse": (0, (6, 2))}
+_Z_MARKERS = ("o", "s", "^", "D", "v")
+
+
+def plot_cut(sweep_path: str | os.PathLike, x: str = "alpha",
+             z: str | Sequence[str] = "test_mse_novel",
              by: str = "T", out: str | os.PathLike = "cut.png", *,
              where: Mapping[str, float] | None = None,
              by_values: Sequence[float] | None = None, log_x: bool | None = None,
              log_y: bool | None = None, cmap: str | None = None,
-             title: str | None = None, figsize: tuple[float, float] = (4.6, 3.4)
-             ) -> list[str]:
+             baselines: bool = True, seeds: bool = True,
+             title: str | None = None, figsize: tuple[float, float] = (4.6, 3.4),
+             notes: list[str] | None = None) -> list[str]:
     """Curves of the disorder-averaged ``z`` against ``x``, one per value of ``by``.
 
     Markers with error bars are the simulation (mean over seeds, standard error; see the
-    module docstring); dashed lines of the same colour are the exact values where the
-    file has them. In a theory-mode sweep (mean = exact) the curves are drawn once,
-    solid. Up to 7 curves get a legend, more a colour bar.
+    module docstring); small faint dots are the individual seeds (the disorder spread);
+    dashed lines of the same colour are the exact values where the file has them. In a
+    theory-mode sweep (mean = exact) the curves are drawn once, solid. Up to 7 curves get
+    a legend, more a colour bar. Several observables (e.g. the novel-task and the
+    in-distribution error) share the axes with one marker shape each; the ICL baselines
+    stored by a sweep with ``baselines = true`` are drawn as grey lines.
 
     Parameters
     ----------
     sweep_path : path
     x : str
         Abscissa (``alpha, P, K, N, lam, D, T``).
-    z : str
-        Observable (stored or derived).
+    z : str or sequence of str
+        The observable(s) (stored or derived).
     by : str
-        One curve per value of this axis.
+        One curve per value of this axis (``seed`` gives one curve per disorder sample).
     out : path
         ``.png`` or ``.pdf`` writes both.
     where : mapping, optional
@@ -962,15 +1079,28 @@ def plot_cut(sweep_path: str | os.PathLike, x: str = "alpha", z: str = "test_mse
         more than a decade).
     cmap : str, optional
         Default ``plasma`` for T (cold dark, hot bright), ``viridis`` otherwise.
+    baselines : bool
+        Draw the stored baselines of each plotted test error.
+    seeds : bool
+        Draw the individual seeds behind each mean.
     title : str, optional
     figsize : (float, float)
+    notes : list, optional
+        Receives one line per choice made for the caller (a snapped temperature).
 
     Returns
     -------
     list of str
     """
-    sweep = _load_sweep(sweep_path, [z])
-    avg = _average(sweep, x, by, z, where, param_y="by")
+    zs = [z] if isinstance(z, str) else list(z)
+    if not zs:
+        raise ConfigError("z", "at least one observable", zs)
+    base_names = [f"baseline_{b}_{name}" for name in zs for b in BASELINE_LABELS] \
+        if baselines else []
+    sweep = _load_sweep(sweep_path, zs + base_names)
+    avgs = [_average(sweep, x, by, name, where, param_y="by",
+                     notes=notes if k == 0 else None) for k, name in enumerate(zs)]
+    avg = avgs[0]
     rows = np.arange(avg.y.size)
     if by_values is not None:
         want = np.asarray(list(by_values), dtype=float)
@@ -982,8 +1112,9 @@ def plot_cut(sweep_path: str | os.PathLike, x: str = "alpha", z: str = "test_mse
         else:
             rows = np.unique([np.argmin(np.abs(avg.y - w)) for w in want])
     lx = _auto_log(x, avg.x) if log_x is None else bool(log_x)
-    ly = (_auto_log_values(z, np.concatenate([avg.mean[rows], avg.exact[rows]]))
-          if log_y is None else bool(log_y))
+    everything = np.concatenate([np.concatenate([a.mean[rows], a.exact[rows]]).ravel()
+                                 for a in avgs])
+    ly = _auto_log_values(zs[0], everything) if log_y is None else bool(log_y)
     cmap_ = mpl.colormaps[cmap or ("plasma" if by == "T" else "viridis")]
     log_by = _auto_log(by, avg.y)
     cnorm: Normalize = (LogNorm(avg.y.min(), avg.y.max()) if log_by
@@ -994,30 +1125,45 @@ def plot_cut(sweep_path: str | os.PathLike, x: str = "alpha", z: str = "test_mse
     def colour(v: float) -> tuple:
         return cmap_(0.05 + 0.8 * float(cnorm(v)))  # avoid the palest end of the map
 
-    has_exact = bool(np.isfinite(avg.exact[rows]).any()) and not avg.theory_mode
+    has_exact = any(bool(np.isfinite(a.exact[rows]).any()) and not a.theory_mode
+                    for a in avgs)
+    several = len(zs) > 1
     with mpl.rc_context(STYLE):
         fig = _new_figure(*figsize)
         ax = fig.add_subplot()
-        for r in rows:
-            c = colour(avg.y[r])
-            m, s = avg.mean[r], avg.stderr[r]
-            ok = np.isfinite(m)
-            lab = f"${_SHORT_AXIS[by]} = {_fmt_tex(avg.y[r])}$"
-            if avg.theory_mode:
-                ax.plot(avg.x[ok], m[ok], "-o", color=c, ms=3.2, label=lab)
-            else:
-                ax.errorbar(avg.x[ok], m[ok], yerr=np.nan_to_num(s[ok]), fmt="o", color=c,
-                            ms=3.5, mfc=c, mec="k", mew=0.3, capsize=2, elinewidth=0.9,
-                            ls="none" if has_exact else "-", lw=0.9, label=lab, zorder=3)
-            e = avg.exact[r]
-            if has_exact and np.isfinite(e).any():
-                ok = np.isfinite(e)
-                ax.plot(avg.x[ok], e[ok], "--", color=c, lw=1.1, zorder=1)
+        for k, (name, a) in enumerate(zip(zs, avgs, strict=True)):
+            marker = _Z_MARKERS[k % len(_Z_MARKERS)]
+            for r in rows:
+                c = colour(a.y[r])
+                m, se = a.mean[r], a.stderr[r]
+                ok = np.isfinite(m)
+                lab = f"${_SHORT_AXIS[by]} = {_fmt_tex(a.y[r])}$" if k == 0 else None
+                if seeds and a.samples is not None:
+                    ix, iy, val = a.samples
+                    sel = (iy == r) & np.isfinite(val) & (a.count[iy, ix] > 1)
+                    ax.plot(a.x[ix[sel]], val[sel], ".", color=c, ms=2.2, alpha=0.45,
+                            zorder=2)
+                if a.theory_mode:
+                    ax.plot(a.x[ok], m[ok], "-", marker=marker, color=c, ms=3.2, label=lab)
+                else:
+                    ax.errorbar(a.x[ok], m[ok], yerr=np.nan_to_num(se[ok]), fmt=marker,
+                                color=c, ms=3.5, mfc=c, mec="k", mew=0.3, capsize=2,
+                                elinewidth=0.9, ls="none" if has_exact else "-", lw=0.9,
+                                label=lab, zorder=3)
+                e = a.exact[r]
+                if has_exact and np.isfinite(e).any():
+                    ok = np.isfinite(e)
+                    ax.plot(a.x[ok], e[ok], "--", color=c, lw=1.1, zorder=1)
+        drawn_baselines = _draw_baselines(ax, sweep, zs, x, by, where, rows, avg, colour) \
+            if baselines else []
         ax.set_xscale("log" if lx else "linear")
         ax.set_yscale("log" if ly else "linear")
         _integer_ticks(ax.xaxis, x, lx)
-        ax.set_xlabel(AXIS_SYMBOLS[x])
-        ax.set_ylabel(observable_label(z))
+        _plain_log_ticks(ax.xaxis, avg.x, lx)
+        _plain_log_ticks(ax.yaxis, everything, ly)
+        ax.set_xlabel(AXIS_SYMBOLS.get(x, x))
+        ax.set_ylabel(observable_label(zs[0]) if not several else
+                      ",  ".join(observable_label(n, symbol_only=True) for n in zs))
         if threshold_ok := ("D" in avg.fixed and x in ("alpha", "P")):
             D = avg.fixed["D"]
             cval = (D + 1) / D if x == "alpha" else D * (D + 1)
@@ -1029,12 +1175,19 @@ def plot_cut(sweep_path: str | os.PathLike, x: str = "alpha", z: str = "test_mse
                             textcoords="offset points", ha="left", va="top", fontsize=7.5,
                             color="0.4")
         style = []
+        if several:
+            style += [Line2D([], [], color="0.3", marker=_Z_MARKERS[k % len(_Z_MARKERS)],
+                             ms=3.5, ls="none", label=observable_label(n, symbol_only=True))
+                      for k, n in enumerate(zs)]
         if has_exact:
-            style = [Line2D([], [], color="0.3", marker="o", ms=3.5, ls="none",
-                            label="simulation"),
-                     Line2D([], [], color="0.3", ls="--", lw=1.1, label="exact")]
+            style += [] if several else [Line2D([], [], color="0.3", marker="o", ms=3.5,
+                                                ls="none", label="simulation")]
+            style += [Line2D([], [], color="0.3", ls="--", lw=1.1, label="exact")]
+        style += drawn_baselines
         if rows.size <= 7:
             handles, _ = ax.get_legend_handles_labels()
+            handles = [h for h in handles if h.get_label() and
+                       not h.get_label().startswith("_")]
             if len(handles) + len(style) <= 4:
                 ax.legend(handles=handles + style, loc="best", handlelength=1.6)
             else:  # beside the axes, so it never hides a curve
@@ -1042,12 +1195,105 @@ def plot_cut(sweep_path: str | os.PathLike, x: str = "alpha", z: str = "test_mse
                           bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, handlelength=1.6)
         else:
             _level_colorbar(fig, ax, avg.y[rows], [colour(v) for v in avg.y[rows]],
-                            log_by, AXIS_SYMBOLS[by])
+                            log_by, AXIS_SYMBOLS.get(by, by))
             if style:
-                fig.legend(handles=style, loc="outside lower center", ncol=2,
-                           handlelength=1.8)
+                fig.legend(handles=style, loc="outside lower center",
+                           ncol=min(len(style), 3), handlelength=1.8)
         ax.set_title(_title(avg) if title is None else title, loc="left")
     return save_figure(fig, out)
+
+
+def _draw_baselines(ax: Any, sweep: _Sweep, zs: Sequence[str], x: str, by: str,
+                    where: Mapping[str, float] | None, rows: np.ndarray, avg: _Averaged,
+                    colour: Any) -> list[Line2D]:
+    """Grey (or, per ``by`` value, coloured) lines of the stored baselines of each z."""
+    handles: dict[str, Line2D] = {}
+    grey = "#2a7d4f"  # baselines in green, apart from the exact (dashed) curves
+    for k, name in enumerate(zs):
+        marker = _Z_MARKERS[k % len(_Z_MARKERS)] if len(zs) > 1 else None
+        for b, label in BASELINE_LABELS.items():
+            key = f"baseline_{b}_{name}"
+            if key not in sweep.stats:
+                continue
+            a = _average(sweep, x, by, key, where, param_y="by")
+            ls = _BASELINE_STYLES[b]
+            # a baseline does not depend on T: one grey line instead of one per rung
+            for r in (rows[:1] if by == "T" else rows):
+                v = a.mean[r]
+                ok = np.isfinite(v)
+                c = grey if by == "T" else colour(avg.y[r])
+                ax.plot(a.x[ok], v[ok], color=c, ls=ls, lw=1.1, zorder=1, marker=marker,
+                        ms=3.0, mfc="none", mew=0.8)
+            handles.setdefault(b, Line2D([], [], color=grey, ls=ls, lw=1.1, label=label))
+    return list(handles.values())
+
+
+def plot_sweep(sweep_path: str | os.PathLike, out: str | os.PathLike | None = None,
+               spec: Mapping[str, Any] | None = None,
+               notes: list[str] | None = None) -> list[str]:
+    """The figure a sweep draws when it completes, following the sweep's own axes.
+
+    Without a ``spec`` (the sweep TOML's ``[plot]`` section) the figure is chosen from
+    the grid: a phase diagram of the novel-task error over (first varied grid axis, T)
+    — α, P, K, N or λ, in the order the TOML lists them — with the q/Q = ½ line of the
+    active spins; other varied axes are fixed at their middle value (named in the
+    title). A grid that varies only the seed gives a cut of the error against T, one
+    curve per seed.
+
+    Parameters
+    ----------
+    sweep_path : path
+    out : path, optional
+        Default: ``phase.png`` (or ``cut.png``) beside the sweep file.
+    spec : mapping, optional
+        ``kind`` ("phase" or "cut"), ``x``, ``y``, ``z`` (a name, or a list for a cut),
+        ``by``, ``contour`` (levels), ``contour_z``, ``where`` ({axis: value}), ``zmax``.
+    notes : list, optional
+        Receives the choices made (axes, fixed values, capped colour scale).
+
+    Returns
+    -------
+    list of str
+        The files written.
+    """
+    spec = dict(spec or {})
+    sweep = _load_sweep(sweep_path, ())
+    grid_keys = [k for k in (sweep.config.get("grid") or {}) if k != "seed"]
+    varied = []
+    for k in grid_keys:
+        if k in sweep.grid and np.unique(np.asarray(sweep.grid[k], dtype=float)).size > 1:
+            varied.append(k)
+    if not varied:  # old files without a config: any varied column
+        varied = [k for k in GRID_AXES if k in sweep.grid
+                  and np.unique(np.asarray(sweep.grid[k], dtype=float)).size > 1]
+        if "alpha" in varied and "P" in varied:
+            varied.remove("P")
+    kind = spec.get("kind", "phase" if varied else "cut")
+    x = spec.get("x", varied[0] if varied else "T")
+    where = dict(spec.get("where") or {})
+    for k in varied:
+        if k != x and k not in where and k != spec.get("y") and k != spec.get("by"):
+            vals = np.unique(np.asarray(sweep.grid[k], dtype=float))
+            where[k] = float(vals[(vals.size - 1) // 2])
+            if notes is not None:
+                notes.append(f"the sweep also varies {k}: plotted at {k} = "
+                             f"{_fmt_plain(where[k])} (choose with a [plot] section)")
+    z = spec.get("z", "test_mse_novel")
+    d = os.path.dirname(os.path.abspath(os.fspath(sweep_path)))
+    if kind == "cut":
+        by = spec.get("by", "seed" if x == "T" else "T")
+        return plot_cut(sweep_path, x=x, z=z, by=by, where=where or None,
+                        out=out or os.path.join(d, "cut.png"), notes=notes)
+    if not isinstance(z, str):
+        raise ConfigError("plot.z", "one observable name for a phase diagram", z)
+    y = spec.get("y", "T")
+    has_ratio = "overlap_ratio_active" in sweep.observables
+    contour_z = spec.get("contour_z", "overlap_ratio_active" if has_ratio else None)
+    contours = spec.get("contour", [0.5] if contour_z else None)
+    return plot_phase(sweep_path, x=x, y=y, z=z, where=where or None,
+                      contours=contours, contour_z=contour_z,
+                      zmax=spec.get("zmax", "auto"),
+                      out=out or os.path.join(d, "phase.png"), notes=notes)
 
 
 def _level_colorbar(fig: Figure, ax: Any, values: np.ndarray, colours: Sequence[Any],
@@ -1157,7 +1403,7 @@ def plot_trace(run_path: str | os.PathLike,
         observables = [observables]
     observables = list(observables)
     if not observables:
-        raise ConfigError("observables", "at least one observable name", observables)
+        raise ConfigError("observable", "at least one observable name", observables)
     with _open(run_path, RUN_FORMAT, swmr=True) as f:
         if "trace/step" not in f or "ladder/T" not in f:
             raise ConfigError("path", "a spinicl run file with /trace/step and /ladder/T",
@@ -1165,7 +1411,7 @@ def plot_trace(run_path: str | os.PathLike,
         avail = _run_observables(f)
         for name in observables:
             if name not in avail:
-                raise ConfigError("observables", "names among " + ", ".join(avail), name)
+                raise ConfigError("observable", "names among " + ", ".join(avail), name)
         cfg = _json_attr(f, "config")
         status = _as_str(f.attrs.get("status", ""))
         ladder = np.asarray(f["ladder/T"][...], dtype=float)

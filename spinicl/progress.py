@@ -22,8 +22,9 @@ class ProgressLine:
     unit : str
         Their name, shown after the count.
     start : int
-        Units already done when this line starts (a resumed run): the ETA uses only the
-        rate since ``start``.
+        Units already done when this line starts (a resumed run). The ETA uses the rate
+        since the first :meth:`update` (so set-up time before it, and units done by an
+        earlier run, never enter it); the first line shows ``ETA --:--:--``.
     enabled : bool
         False makes every call a no-op.
     """
@@ -39,6 +40,9 @@ class ProgressLine:
         self.interval = 0.5 if self.tty else log_interval
         self.t0 = time.monotonic()
         self.last = -float("inf")
+        # (time, done) at the first update: the ETA uses the rate since then, so the
+        # set-up before the first unit of work (task, Numba compile) does not inflate it
+        self.first: tuple[float, int] | None = None
 
     def update(self, done: int, text: str = "", force: bool = False) -> None:
         """Show ``done`` of ``total`` with ``text`` (rate-limited unless ``force``)."""
@@ -46,7 +50,10 @@ class ProgressLine:
         if not self.enabled or (not force and now - self.last < self.interval):
             return
         self.last = now
-        rate = (done - self.start) / max(now - self.t0, 1e-9)
+        if self.first is None:
+            self.first = (now, done)
+        t_first, done_first = self.first
+        rate = (done - done_first) / max(now - t_first, 1e-9)
         eta = (self.total - done) / rate if rate > 0 else float("inf")
         eta_s = (time.strftime("%H:%M:%S", time.gmtime(eta)) if eta < 360_000
                  else "--:--:--")

@@ -1,4 +1,4 @@
-"""Task pool, prompts and test sets of in-context linear regression (DESIGN §1.1–1.2).
+"""Task pool, prompts and test sets of in-context linear regression (docs/model.md §1.1–1.2).
 
 A prompt μ holds N context tokens (x_i, y_i) and a query x_q with its label masked. The
 merged linear attention predicts ŷ = cᵀ W q with

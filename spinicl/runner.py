@@ -262,11 +262,14 @@ def run_sample(cfg: SampleConfig, path: str, *, force: bool = False,
              "representation": model.representation, "n_spins": model.n_spins,
              "total_steps": cfg.total_steps, "burn_in": cfg.burn_in}
     snap_shape = (T, M, model.n_spins) if cfg.snapshot_every else None
-    refs = exact_references(theory, 1.0 / temps, cfg.model == "factored")
+    refs = exact_references(theory, 1.0 / temps, cfg.model == "factored",
+                            sampler=cfg.sampler, steps=np.asarray(state.step_size),
+                            precondition=cfg.precondition, model=model, task=task)
     refs.update(amp_references(model, task, theory, temps))
     create_layout(path, attrs=attrs, temperatures=temps, theory=refs,
                   record_shapes=shapes, record_dtypes=dtypes,
-                  checkpoint=sampler.state_to_dict(state), snapshot_shape=snap_shape)
+                  checkpoint=sampler.state_to_dict(state), snapshot_shape=snap_shape,
+                  exclusive=not force)  # never overwrites a file created meanwhile
     return _execute(cfg, path, sampler, state, observables, 0, progress, theory is not None,
                     stop_flag)
 
@@ -299,21 +302,30 @@ def resume_run(path: str, steps: int | None = None, progress: bool = True) -> Ru
 
 
 # --------------------------------------------------------------------------- summary
-SUMMARY_STATS = ("mean", "stderr", "tau_int", "ess", "rhat")
+SUMMARY_STATS = ("mean", "stderr", "tau_int", "ess", "rhat", "var", "tau_ok",
+                 "records_needed")
 
 
-def summarize_columns(x: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-temperature statistics of a trace, the copies (or pairs) as chains.
+def summarize_columns(x: np.ndarray, pairs: bool = False) -> dict[str, np.ndarray]:
+    """Per-temperature statistics of a trace, the copies as independent chains.
 
     Parameters
     ----------
     x : ndarray, shape (records, T, chains)
+    pairs : bool
+        The columns are the M(M−1)/2 pairs of copies (overlaps): they share replicas,
+        so they are not independent chains. Their average over pairs is taken per
+        record and summarised as one series (its variance includes every covariance
+        between pairs that share a copy).
 
     Returns
     -------
-    dict stat → ndarray (T,): mean, stderr (from the pooled τ_int), tau_int (in records),
-    ess (summed over chains), rhat (split R-hat; NaN with one chain). All NaN where
-    fewer than 4 records.
+    dict stat → ndarray (T,): mean, stderr (from τ_int, Geyer's initial monotone
+    sequence over the chains), tau_int (in records), ess (summed over chains), rhat
+    (split R-hat; NaN with one chain), var (variance of one value), tau_ok (1: the run
+    holds ≥ 50 τ and τ is stable between its halves; 0: too short for a trustworthy τ),
+    records_needed (records per chain for a trustworthy τ). All NaN where fewer than
+    4 records.
     """
     T = x.shape[1]
     out = {k: np.full(T, np.nan) for k in SUMMARY_STATS}
@@ -323,42 +335,209 @@ def summarize_columns(x: np.ndarray) -> dict[str, np.ndarray]:
         col = x[:, k, :]
         if not np.all(np.isfinite(col)) or col.shape[1] == 0:
             continue
-        st = summarize(col)
+        out["var"][k] = float(col.var(ddof=1)) if col.size > 1 else np.nan
+        if pairs:
+            col = col.mean(axis=1, keepdims=True)
+        st = summarize(col, check=True)
         for name in SUMMARY_STATS:
-            out[name][k] = st.get(name, np.nan)
+            if name != "var":
+                out[name][k] = st.get(name, np.nan)
     return out
 
 
-def summarize_file(path: str, cfg: SampleConfig | None = None) -> dict[str, dict]:
-    """Post-burn-in mean, standard error, τ_int, ESS and exact value per temperature.
+def swap_attempt_weights(steps: np.ndarray, start: int, swap_every: int,
+                         n_pairs: int) -> np.ndarray:
+    """Swap rounds of each neighbouring pair inside every record interval.
 
-    Standard errors come from the integrated autocorrelation time of each copy's series
-    (records after burn-in), pooled over copies (or pairs) as independent chains.
+    Round e (e = 0, 1, … after every ``swap_every`` steps, at step (e+1)·swap_every)
+    attempts the pairs k ≡ e (mod 2) (DEO schedule). Record r covers steps
+    (steps[r−1], steps[r]] with steps[−1] = ``start``.
+
+    Returns
+    -------
+    ndarray, shape (records, n_pairs), int
     """
-    with open_run(path) as f:
-        attrs = read_attrs(f)
-        cfg = cfg or SampleConfig.from_dict(attrs["config"])
-        traces = read_traces(f)
-        theory = {k: f[f"theory/{k}"][...] for k in f["theory"]}
+    steps = np.asarray(steps, dtype=np.int64)
+    prev = np.concatenate([[int(start)], steps[:-1]])
+    hi, lo = steps // swap_every, prev // swap_every      # rounds j = e + 1 in (lo, hi]
+
+    def count(x: np.ndarray, parity: int) -> np.ndarray:  # 1 ≤ j ≤ x, j ≡ parity (mod 2)
+        return (x + parity) // 2
+
+    out = np.empty((steps.size, n_pairs), dtype=np.int64)
+    for k in range(n_pairs):
+        par = (k + 1) % 2                                  # e ≡ k  ⇔  j ≡ k + 1
+        out[:, k] = count(hi, par) - count(lo, par)
+    return out
+
+
+def summarize_swaps(swap: np.ndarray, steps: np.ndarray, start: int, swap_every: int
+                    ) -> dict[str, np.ndarray]:
+    """Swap acceptance per neighbouring pair over the records after burn-in, (T−1,).
+
+    ``mean`` is the pooled fraction of accepted attempts (records weighted by their
+    number of swap rounds, :func:`swap_attempt_weights`), never NaN while any round
+    happened; ``stderr`` from the series of per-record rates that hold a round; ``rounds``
+    the number of swap rounds of each pair.
+    """
+    n_pairs = swap.shape[1] if swap.ndim == 2 else 0
+    out = {k: np.full(n_pairs, np.nan) for k in ("mean", "stderr", "tau_int", "ess", "rounds")}
+    if n_pairs == 0 or swap.shape[0] == 0:
+        return out
+    w = swap_attempt_weights(steps, start, swap_every, n_pairs)
+    for k in range(n_pairs):
+        ok = (w[:, k] > 0) & np.isfinite(swap[:, k])
+        out["rounds"][k] = float(w[ok, k].sum())
+        if not ok.any():
+            continue
+        out["mean"][k] = float(np.sum(w[ok, k] * swap[ok, k]) / np.sum(w[ok, k]))
+        if ok.sum() >= 4:
+            st = summarize(swap[ok, k])
+            out["stderr"][k], out["tau_int"][k], out["ess"][k] = (
+                st["stderr"], st["tau_int"], st["ess"])
+    return out
+
+
+def _refs_on_ladder(ref: np.ndarray, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
+    """Exact references computed at temperatures t0, re-evaluated at t1.
+
+    Every closed form here is affine in T = 1/β (mean + trace·T, also ULA's at a fixed
+    step), so an adapted ladder's references follow exactly from a straight line through
+    the stored ones.
+    """
+    ref = np.asarray(ref, dtype=float)
+    if t0.shape != t1.shape or np.array_equal(t0, t1) or t0.size < 2 \
+            or not np.all(np.isfinite(ref)):
+        return ref
+    slope, icpt = np.polyfit(t0, ref, 1)
+    return icpt + slope * t1
+
+
+def summarize_traces(traces: dict[str, np.ndarray], theory: dict[str, np.ndarray],
+                     cfg: SampleConfig, temperatures: np.ndarray | None = None
+                     ) -> dict[str, dict[str, np.ndarray]]:
+    """The run summary from its records (after burn-in) and exact references.
+
+    Parameters
+    ----------
+    traces : dict name → ndarray (records, ...)
+    theory : dict name → ndarray (T,)
+        References at ``cfg.temperatures`` (the ladder the run started with).
+    cfg : SampleConfig
+    temperatures : ndarray (T,), optional
+        The final ladder (after adaptation); references are moved onto it.
+
+    Returns
+    -------
+    dict observable → dict stat → ndarray: see :func:`summarize_columns`, plus
+    ``exact``, ``steps_needed`` (production steps for a trustworthy τ) and, where the
+    sampler's own law differs from Boltzmann's (ULA), ``boltzmann`` and ``bias``
+    (exact − boltzmann). ``swap_accept``: :func:`summarize_swaps`.
+    """
+    from spinicl.observables import BOLTZMANN_PREFIX
+
     steps = traces["step"]
     keep = steps > cfg.burn_in
+    t0 = np.asarray(cfg.temperatures, dtype=float)
+    t1 = t0 if temperatures is None else np.asarray(temperatures, dtype=float)
     out: dict[str, dict] = {}
     for name, data in traces.items():
         if name == "step" or data.ndim < 2:
             continue
         x = data[keep]
         T = data.shape[1]
-        stats = summarize_columns(x.reshape(x.shape[0], T, int(np.prod(data.shape[2:]))))
-        stats["exact"] = theory.get(name, np.full(T, np.nan))
+        if name == "swap_accept":
+            before = steps[steps <= cfg.burn_in]
+            start = int(before[-1]) if before.size else 0
+            out[name] = summarize_swaps(x.reshape(x.shape[0], T), steps[keep], start,
+                                        cfg.swap_every)
+            continue
+        pairs = SHAPES.get(name, ())[1:2] == ("M2",)
+        stats = summarize_columns(x.reshape(x.shape[0], T, int(np.prod(data.shape[2:]))),
+                                  pairs=pairs)
+        stats["steps_needed"] = stats["records_needed"] * cfg.record_every
+        stats["exact"] = _refs_on_ladder(theory.get(name, np.full(T, np.nan)), t0, t1)
+        if BOLTZMANN_PREFIX + name in theory:
+            stats["boltzmann"] = _refs_on_ladder(theory[BOLTZMANN_PREFIX + name], t0, t1)
+            stats["bias"] = stats["exact"] - stats["boltzmann"]
         out[name] = stats
     return out
+
+
+def summarize_file(path: str, cfg: SampleConfig | None = None) -> dict[str, dict]:
+    """Post-burn-in mean, standard error, τ_int, ESS and exact value per temperature.
+
+    Standard errors come from the integrated autocorrelation time (Geyer's initial
+    monotone sequence) of each copy's series after burn-in, the copies pooled as
+    independent chains; overlaps between copies from the series of their per-record
+    average over pairs (:func:`summarize_columns`).
+    """
+    with open_run(path) as f:
+        attrs = read_attrs(f)
+        cfg = cfg or SampleConfig.from_dict(attrs["config"])
+        traces = read_traces(f)
+        theory = {k: f[f"theory/{k}"][...] for k in f["theory"]}
+        temps = f["ladder/T"][...]
+    return summarize_traces(traces, theory, cfg, temps)
 
 
 __all__ = ["RunResult", "StoreError", "resume_run", "run_sample", "summarize_file"]
 
 
+def ladder_report(temperatures: np.ndarray, swap_mean: np.ndarray, energy_var: np.ndarray,
+                  round_trips: np.ndarray | None, steps_done: int) -> dict[str, Any]:
+    """Communication barrier, recommended rung count, round trips and stuck pairs.
+
+    Parameters
+    ----------
+    temperatures : ndarray (T,), ascending
+    swap_mean : ndarray (T−1,)
+        Swap acceptance per neighbouring pair after burn-in.
+    energy_var : ndarray (T,)
+        Variance of the energy per rung after burn-in (heat capacity β²Var E).
+    round_trips : ndarray (copies,) or None
+        Completed cold → hot → cold trips of each copy's walkers (whole run).
+    steps_done : int
+
+    Returns
+    -------
+    dict with ``barrier`` (Λ = Σ rejection, saturates at 1 per pair),
+    ``barrier_heat_capacity`` (Λ from the heat capacity, :func:`heat_capacity_barrier`),
+    ``recommended_rungs`` (≈ 2Λ: acceptance ≈ 0.5), ``rungs_for_target`` (geometric rungs
+    for acceptance ≥ ``target``), ``round_trips``, ``round_trips_per_copy``,
+    ``stuck_pairs`` (pairs below STUCK_ACCEPTANCE: index, T_k, T_k+1, acceptance).
+    """
+    from spinicl.samplers.tempering import (
+        AUTO_TARGET,
+        STUCK_ACCEPTANCE,
+        communication_barrier,
+        heat_capacity_barrier,
+        rungs_for_acceptance,
+    )
+
+    t = np.asarray(temperatures, dtype=float)
+    acc = np.asarray(swap_mean, dtype=float)
+    lam_r = communication_barrier(1.0 - acc) if acc.size else 0.0
+    lam_c = heat_capacity_barrier(1.0 / t, energy_var) if t.size > 1 else float("nan")
+    lam = lam_c if np.isfinite(lam_c) else lam_r
+    rungs = None
+    if t.size > 1 and lam > 0:
+        n_eff = 2.0 * np.pi * (lam / np.log(t[-1] / t[0])) ** 2   # c_n ≈ √(n/2π)
+        rungs = int(rungs_for_acceptance(t[0], t[-1], n_eff, AUTO_TARGET))
+    stuck = [{"pair": k, "T": [float(t[k]), float(t[k + 1])], "acceptance": float(a)}
+             for k, a in enumerate(acc) if np.isfinite(a) and a < STUCK_ACCEPTANCE]
+    rt = None if round_trips is None else np.asarray(round_trips, dtype=int)
+    return {"barrier": float(lam_r), "barrier_heat_capacity": float(lam_c),
+            "recommended_rungs": int(np.ceil(2 * lam)) if t.size > 1 else 1,
+            "rungs_for_target": rungs, "target": AUTO_TARGET,
+            "round_trips": None if rt is None else int(rt.sum()),
+            "round_trips_per_copy": None if rt is None else rt.tolist(),
+            "steps": int(steps_done), "stuck_pairs": stuck}
+
+
 def file_info(path: str) -> dict[str, Any]:
-    """Everything `spinicl info` shows: config, status, progress, summary with z-scores.
+    """Everything `spinicl info` shows: config, status, progress, summary with z-scores,
+    the ladder's barrier and round trips, and warnings.
 
     Works on a running, interrupted, failed or killed file (read-only SWMR open). Where
     the file holds no /summary yet, it is computed from the records so far.
@@ -367,41 +546,75 @@ def file_info(path: str) -> dict[str, Any]:
 
     with open_run(path) as f:
         attrs = read_attrs(f)
-        _, meta = read_checkpoint(f)
+        ckpt, meta = read_checkpoint(f)
         n_records = f["trace/step"].shape[0]
-        step = int(f["trace/step"][-1]) if n_records else 0
+        steps = f["trace/step"][...]
+        step = int(steps[-1]) if n_records else 0
         temps = f["ladder/T"][...]
         has_summary = "summary" in f
         summary = ({name: {k: f[f"summary/{name}/{k}"][...] for k in f[f"summary/{name}"]}
                     for name in f["summary"]} if has_summary else None)
         swap = f["trace/swap_accept"][...] if "trace/swap_accept" in f else None
+        energy = f["trace/energy"][...] if "trace/energy" in f else None
     cfg = SampleConfig.from_dict(attrs["config"])
     if summary is None:
         summary = summarize_file(path, cfg) if n_records else {}
     table: dict[str, list[dict]] = {}
     worst = None
+    short: list[dict] = []
+    done = max(step - cfg.burn_in, 0)
     for name, st in summary.items():
         rows = []
         if name == "swap_accept":
             continue  # per neighbouring pair, shown on its own line
         for k in range(len(st["mean"])):
             row = {s: float(st[s][k]) for s in ("mean", "stderr", "tau_int", "ess", "exact")}
+            for extra in ("boltzmann", "bias", "tau_ok", "steps_needed"):
+                if extra in st:
+                    row[extra] = float(st[extra][k])
             z = None
             if np.isfinite(row["exact"]) and row["stderr"] > 0:
                 z = (row["mean"] - row["exact"]) / row["stderr"]
                 worst = abs(z) if worst is None else max(worst, abs(z))
             row["z"] = z
+            if row.get("tau_ok") == 0.0 and np.isfinite(row["stderr"]) and row["stderr"] > 0:
+                short.append({"observable": name, "T": float(temps[k]),
+                              "tau_int": row["tau_int"],
+                              "more_steps": int(max(row["steps_needed"] - done, 0))})
             rows.append(row)
         table[name] = rows
     swap_mean = None
+    ladder = None
+    warnings: list[str] = []
     if swap is not None and swap.size and swap.shape[1]:
-        keep = np.isfinite(swap)
-        swap_mean = [float(np.mean(swap[keep[:, j], j])) if keep[:, j].any() else float("nan")
-                     for j in range(swap.shape[1])]
+        keep = steps > cfg.burn_in
+        before = steps[steps <= cfg.burn_in]
+        sw = summarize_swaps(swap[keep], steps[keep], int(before[-1]) if before.size else 0,
+                             cfg.swap_every)
+        swap_mean = [float(x) for x in sw["mean"]]
+        ev = (energy[keep].reshape(int(keep.sum()), len(temps), -1)
+              if energy is not None and keep.sum() > 1 else None)
+        var = (np.array([ev[:, k].var(ddof=1) for k in range(len(temps))]) if ev is not None
+               else np.full(len(temps), np.nan))
+        ladder = ladder_report(temps, sw["mean"], var,
+                               None if ckpt is None else ckpt.get("round_trips"),
+                               int(meta["step"]))
+        for p in ladder["stuck_pairs"]:
+            warnings.append(
+                f"swap pair {p['pair']} (T = {p['T'][0]:.3g} ↔ {p['T'][1]:.3g}) accepts "
+                f"{p['acceptance']:.4f} after burn-in: these rungs do not exchange. Use more "
+                f"rungs (--temps TMIN:TMAX:auto, or about {ladder['rungs_for_target']} "
+                "geometric rungs) or --adapt-ladder.")
+    for s_ in short:
+        warnings.append(
+            f"{s_['observable']} at T = {s_['T']:.3g}: run too short for a trustworthy τ "
+            f"(τ ≈ {s_['tau_int']:.1f} records, fewer than 50 τ or τ still growing); about "
+            f"{s_['more_steps']} more steps needed (spinicl resume --steps).")
     return {"path": path, "status": attrs.get("status"), "message": attrs.get("message", ""),
             "config": cfg.to_dict(), "seeds": attrs.get("seeds"),
             "command_line": attrs.get("command_line"), "created": attrs.get("created"),
             "updated": attrs.get("updated"), "step": step, "total_steps": cfg.total_steps,
             "n_records": n_records, "checkpoint_step": meta["step"],
             "temperatures": [float(t) for t in temps], "swap_accept": swap_mean,
+            "ladder": ladder, "too_short": short, "warnings": warnings,
             "summary": table, "max_abs_z": worst}

@@ -1,4 +1,4 @@
-"""The HDF5 run file: write, append, checkpoint, read (DESIGN §4).
+"""The HDF5 run file: write, append, checkpoint, read (docs/model.md §4).
 
 Layout of one run file::
 
@@ -11,7 +11,7 @@ Layout of one run file::
     /snapshots/W     (snapshots, T, M, n_spins) optional thinned configurations
     /checkpoint/meta (6,) int64: seq, slot, step, n_records, n_snapshots, valid
     /checkpoint/slot0, slot1/<field>   two alternating copies of the sampler state
-    /summary/<name>/{mean, stderr, tau_int, ess, exact}   (T,) after the run
+    /summary/<name>/{mean, stderr, tau_int, ess, rhat, exact}   (T,) after the run
 
 Crash safety. The file is written in SWMR mode (readers may open it with
 ``h5py.File(path, "r", swmr=True)`` while the run goes on). SWMR forbids new objects and
@@ -32,7 +32,9 @@ records and the last checkpoint into a fresh file that atomically replaces the o
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
 import json
 import os
 import shutil
@@ -48,6 +50,9 @@ from spinicl.config import ConfigError
 
 FORMAT_VERSION = 1
 FORMAT_NAME = "spinicl-run"
+#: Free bytes kept in reserve beyond twice what a flush writes (HDF5 metadata, the
+#: final status).
+SPACE_MARGIN = 256 * 1024
 STATUSES = ("running", "interrupted", "complete", "failed")
 
 
@@ -80,6 +85,8 @@ def check_new_file(path: str, force: bool) -> None:
     ConfigError
         Naming ``out``.
     """
+    if not path or not path.strip():
+        raise ConfigError("out", "a file path (not empty)", path)
     if os.path.isdir(path):
         raise ConfigError("out", "a file path, not a directory", path)
     if os.path.exists(path) and not force:
@@ -91,14 +98,63 @@ def check_new_file(path: str, force: bool) -> None:
         raise ConfigError("out", "a path in a writable directory", path)
 
 
+def temporary_name(path: str) -> str:
+    """A name next to ``path`` for building it: unique per process, so two writers of
+    the same output never build into one temporary file."""
+    return f"{path}.{os.getpid()}.tmp"
+
+
+def place_new_file(tmp: str, path: str, force: bool) -> None:
+    """Move the finished file ``tmp`` onto ``path``, atomically.
+
+    With ``force`` the move replaces whatever is at ``path`` (``os.replace``). Without,
+    it is exclusive: ``os.link`` fails if ``path`` exists, so a file created by anyone
+    else since :func:`check_new_file` looked (another run writing the same output) is
+    never overwritten, and of two writers only one succeeds. ``tmp`` is gone afterwards
+    in every case.
+
+    Raises
+    ------
+    ConfigError
+        ``out``: ``path`` appeared meanwhile (without ``force``).
+    """
+    if force:
+        os.replace(tmp, path)
+        return
+    try:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise ConfigError("out", "a new file (it was created by another process while "
+                              "this one was being set up; pass --force to overwrite)",
+                              path) from None
+        except OSError as exc:  # no hard links here (some network file systems)
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP,
+                                 errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+                raise
+            try:  # reserve the name exclusively, then replace our own reservation
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            except FileExistsError:
+                raise ConfigError("out", "a new file (it was created by another process "
+                                  "while this one was being set up; pass --force to "
+                                  "overwrite)", path) from None
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+
+
 def create_layout(path: str, *, attrs: dict[str, Any], temperatures: np.ndarray,
                   theory: dict[str, np.ndarray], record_shapes: dict[str, tuple],
                   record_dtypes: dict[str, Any], checkpoint: dict[str, np.ndarray],
-                  snapshot_shape: tuple | None, chunk_records: int = 64) -> None:
+                  snapshot_shape: tuple | None, chunk_records: int = 64,
+                  exclusive: bool = False) -> None:
     """Write a fresh, closed run file with every dataset the run will need.
 
-    The file is built under ``path + ".tmp"`` and moved onto ``path`` with ``os.replace``
-    (atomic), so an existing file is never left half-written.
+    The file is built under a temporary name (:func:`temporary_name`) and moved onto
+    ``path`` atomically (:func:`place_new_file`), so an existing file is never left
+    half-written; with ``exclusive`` the move fails (ConfigError ``out``) if ``path``
+    exists by then, so no run overwrites a file it did not create.
 
     Parameters
     ----------
@@ -115,7 +171,22 @@ def create_layout(path: str, *, attrs: dict[str, Any], temperatures: np.ndarray,
     snapshot_shape : tuple or None
         Shape of one snapshot (T, M, n_spins), or None for no snapshots.
     """
-    tmp = path + ".tmp"
+    tmp = temporary_name(path)
+    try:
+        _write_layout(tmp, attrs, temperatures, theory, record_shapes, record_dtypes,
+                      checkpoint, snapshot_shape, chunk_records)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    place_new_file(tmp, path, force=not exclusive)
+
+
+def _write_layout(tmp: str, attrs: dict[str, Any], temperatures: np.ndarray,
+                  theory: dict[str, np.ndarray], record_shapes: dict[str, tuple],
+                  record_dtypes: dict[str, Any], checkpoint: dict[str, np.ndarray],
+                  snapshot_shape: tuple | None, chunk_records: int) -> None:
+    """The body of :func:`create_layout`: the layout written into ``tmp``."""
     with h5py.File(tmp, "w", libver="latest") as f:
         for k, v in attrs.items():
             f.attrs[k] = v if isinstance(v, (str, int, float, np.number)) else dumps(v)
@@ -146,7 +217,6 @@ def create_layout(path: str, *, attrs: dict[str, Any], temperatures: np.ndarray,
             f.create_dataset(f"checkpoint/slot1/{k}", shape=v.shape, dtype=v.dtype)
         # meta: seq 0, slot 0, step 0, 0 records, 0 snapshots, valid
         f.create_dataset("checkpoint/meta", data=np.array([0, 0, 0, 0, 0, 1], dtype=np.int64))
-    os.replace(tmp, path)
 
 
 class RunWriter:
@@ -211,7 +281,17 @@ class RunWriter:
 
         Order: records → flush → checkpoint slot → flush → meta → flush. A kill between
         any two leaves the previous meta pointing at a complete checkpoint.
+
+        Raises
+        ------
+        OSError
+            ``ENOSPC`` *before* anything is written when the file system has not room
+            for this flush with a margin: HDF5 hitting a full disk in the middle of a
+            SWMR write can leave the library in a state where closing the file crashes
+            the process (measured: a segfault with h5py 3.16), so the run stops first,
+            with its last checkpoint intact.
         """
+        self._check_space(state)
         self._write_records()
         if temperatures is not None:
             self.f["ladder/T"][...] = np.asarray(temperatures, dtype=float)
@@ -227,6 +307,19 @@ class RunWriter:
             [self._seq, slot, step, self.n_records, self.n_snapshots, 1], dtype=np.int64)
         self.f.flush()
         self._last_flush = time.monotonic()
+
+    def _check_space(self, state: dict[str, np.ndarray]) -> None:
+        need = sum(np.asarray(v).nbytes for r in self._buffer for v in r.values())
+        need += sum(a.nbytes for a in self._snap_buffer)
+        need += sum(np.asarray(v).nbytes for v in state.values())
+        need = 2 * need + SPACE_MARGIN
+        try:
+            st = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+        except OSError:
+            return
+        if st.f_bavail * st.f_frsize < need:
+            raise OSError(errno.ENOSPC, "No space left on device (checked before writing)",
+                          self.path)
 
     def close(self) -> None:
         """Close the SWMR handle (records and checkpoints already flushed stay); the final
@@ -254,7 +347,18 @@ def finish_run(path: str, status: str, message: str = "",
     for write.
     """
     tmp = path + ".finish"
-    shutil.copyfile(path, tmp)
+    try:
+        shutil.copyfile(path, tmp)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if exc.errno != errno.ENOSPC:
+            raise
+        # no room for a copy (a full disk): the status and message in place, no summary
+        with h5py.File(path, "r+", libver="latest") as f:
+            f.attrs["status"] = status
+            f.attrs["message"] = message
+        return
     try:
         with h5py.File(tmp, "r+", libver="latest") as f:
             f.attrs["status"] = status

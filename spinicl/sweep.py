@@ -1,4 +1,4 @@
-"""Sweeps over task diversity × context length × weight decay × disorder (DESIGN §5).
+"""Sweeps over task diversity × context length × weight decay × disorder (docs/model.md §5).
 
 A sweep is a TOML grid; one grid point = one disorder sample = one run, whose replica
 exchange covers the temperature axis. Points run on an executor (a local process pool,
@@ -29,6 +29,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import multiprocessing as mp
 import os
 import re
@@ -68,8 +69,11 @@ TASK_KEYS = tuple(f.name for f in dataclasses.fields(TaskConfig))
 SAMPLE_KEYS = ("model", "dk", "sampler", "step", "gamma", "precondition", "temps", "beta",
                "copies", "steps", "burn_in", "record_every", "swap_every", "adapt_ladder",
                "representation", "memory_budget")
-SECTIONS = {"sweep": ("mode", "name"), "task": TASK_KEYS, "grid": AXES,
-            "sampler": SAMPLE_KEYS}
+#: Keys of the optional ``[plot]`` section: the figure drawn when the sweep completes.
+PLOT_KEYS = ("kind", "x", "y", "z", "by", "contour", "contour_z", "where", "zmax")
+PLOT_KINDS = ("phase", "cut")
+SECTIONS = {"sweep": ("mode", "name", "baselines"), "task": TASK_KEYS, "grid": AXES,
+            "sampler": SAMPLE_KEYS, "plot": PLOT_KEYS}
 
 PRESETS: dict[str, str] = {
     "demo": """
@@ -128,6 +132,7 @@ class PointSpec:
     id: int
     mode: str
     sample: SampleConfig
+    baselines: bool = False
 
     @property
     def task(self) -> TaskConfig:
@@ -150,10 +155,16 @@ class SweepConfig:
     sampler: dict[str, Any]
     source: str = "<preset>"
     points: tuple[PointSpec, ...] = field(default=(), compare=False)
+    baselines: bool = False
+    plot: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def canonical(self) -> dict[str, Any]:
-        return {"mode": self.mode, "name": self.name, "task": self.task, "grid": self.grid,
-                "sampler": self.sampler}
+        """What the numbers depend on (hashed); the ``[plot]`` section is not part of it."""
+        out = {"mode": self.mode, "name": self.name, "task": self.task, "grid": self.grid,
+               "sampler": self.sampler}
+        if self.baselines:
+            out["baselines"] = True
+        return out
 
     @property
     def hash(self) -> str:
@@ -203,6 +214,11 @@ def parse_sweep(text: str, source: str = "<preset>") -> SweepConfig:
     if mode not in MODES:
         raise ConfigError("sweep.mode", "sample or theory", mode, _where(source, text, "mode"))
     name = str(sw.get("name", "sweep"))
+    baselines = sw.get("baselines", False)
+    if not isinstance(baselines, bool):
+        raise ConfigError("sweep.baselines", "true or false", baselines,
+                          _where(source, text, "baselines"))
+    plot = _check_plot(dict(data.get("plot", {})), source, text)
     task = dict(data.get("task", {}))
     grid = {k: v for k, v in data.get("grid", {}).items()}
     sampler = dict(data.get("sampler", {}))
@@ -220,11 +236,44 @@ def parse_sweep(text: str, source: str = "<preset>") -> SweepConfig:
             raise ConfigError(f"task.{k}", "given either in [task] or in [grid], not both",
                               k, _where(source, text, k))
     cfg = SweepConfig(mode=mode, name=name, task=task, grid=grid, sampler=sampler,
-                      source=source)
+                      source=source, baselines=baselines, plot=plot)
     points = _expand(cfg, text)
     if not points:
         raise ConfigError("grid", "at least one point", 0, source)
     return dataclasses.replace(cfg, points=tuple(points))
+
+
+def _check_plot(plot: dict[str, Any], source: str, text: str) -> dict[str, Any]:
+    """Type-check the ``[plot]`` section (names are checked against the file when drawn)."""
+    def bad(key: str, allowed: str) -> ConfigError:
+        return ConfigError(f"plot.{key}", allowed, plot[key], _where(source, text, key))
+
+    if "kind" in plot and plot["kind"] not in PLOT_KINDS:
+        raise bad("kind", "phase or cut")
+    for key in ("x", "y", "by", "contour_z"):
+        if key in plot and not isinstance(plot[key], str):
+            raise bad(key, "an axis or observable name (a string)")
+    if "z" in plot:
+        z = plot["z"]
+        zs = [z] if isinstance(z, str) else z
+        if not isinstance(zs, list) or not zs or not all(isinstance(v, str) for v in zs):
+            raise bad("z", "an observable name or a list of names")
+    if "contour" in plot:
+        c = plot["contour"]
+        cs = c if isinstance(c, list) else [c]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in cs):
+            raise bad("contour", "a number or a list of numbers")
+        plot["contour"] = [float(v) for v in cs]
+    if "zmax" in plot and (isinstance(plot["zmax"], bool)
+                           or not isinstance(plot["zmax"], int | float)
+                           or not plot["zmax"] > 0):
+        raise bad("zmax", "a number > 0")
+    if "where" in plot:
+        w = plot["where"]
+        if not isinstance(w, dict) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in w.values()):
+            raise bad("where", "a table of numbers, e.g. where = { N = 20 }")
+    return plot
 
 
 def _expand(cfg: SweepConfig, text: str) -> list[PointSpec]:
@@ -242,11 +291,13 @@ def _expand(cfg: SweepConfig, text: str) -> list[PointSpec]:
         for k, v in zip(axes, combo, strict=True):
             if k == "alpha":
                 D = int(kw.get("D", TaskConfig.D))
-                try:
-                    kw["P"] = max(1, round(float(v) * D * D))
-                except (TypeError, ValueError):
-                    raise ConfigError("grid.alpha", "numbers > 0", v,
+                ok = isinstance(v, int | float) and not isinstance(v, bool)
+                P = float(v) * D * D if ok else math.nan
+                if not (ok and 0.5 <= P < 2**62):
+                    raise ConfigError("grid.alpha", f"numbers with P = alpha·D² (D = {D}) "
+                                      "a finite count >= 1", v,
                                       _where(cfg.source, text, "alpha")) from None
+                kw["P"] = round(P)
             else:
                 kw[k] = v
         try:
@@ -260,7 +311,7 @@ def _expand(cfg: SweepConfig, text: str) -> list[PointSpec]:
         except TypeError as exc:
             raise ConfigError("config", "keys of the right type", cfg.source,
                               str(exc)) from None
-        points.append(PointSpec(i, cfg.mode, sample))
+        points.append(PointSpec(i, cfg.mode, sample, cfg.baselines))
     if cfg.mode == "theory" and points and points[0].sample.model != "merged":
         raise ConfigError("sweep.mode", "sample for the factored model (theory mode needs "
                           "the Gaussian merged model)", "theory")
@@ -279,6 +330,8 @@ def load_sweep(path: str | None = None, preset: str | None = None) -> SweepConfi
             text = fh.read()
     except OSError as exc:
         raise ConfigError("config", "a readable TOML file", path, exc.strerror) from None
+    except UnicodeDecodeError:
+        raise ConfigError("config", "a TOML text file", path, "not UTF-8 text") from None
     return parse_sweep(text, path)
 
 
@@ -320,6 +373,8 @@ def run_point(spec: PointSpec, scratch: str | None = None,
                 temps, summary = _theory_point(spec)
             else:
                 temps, summary = _sample_point(spec, scratch, stop_flag)
+            if spec.baselines:
+                summary.update(_baseline_summaries(spec, len(temps)))
         out["temperatures"] = temps
         out["summary"] = summary
     except Exception as exc:  # noqa: BLE001 - a failed point is data, not a crash
@@ -366,6 +421,29 @@ def _theory_point(spec: PointSpec) -> tuple[np.ndarray, dict]:
     return temps, summary
 
 
+def _baseline_summaries(spec: PointSpec, n_temps: int) -> dict[str, dict[str, np.ndarray]]:
+    """The ICL baselines of the point's prompts as temperature-independent summaries.
+
+    Each ``baseline_<name>_test_mse_<set>`` (one-step GD, Bayes ridge, dMMSE where it
+    applies; see :func:`spinicl.baselines.baselines`) is stored like an observable: its
+    value repeated over the ladder as ``mean``, its standard error over test prompts as
+    ``stderr``, ``exact`` NaN; so cuts and phase plots draw it beside the samples.
+    """
+    from spinicl.baselines import baselines
+    from spinicl.prompts import make_task
+
+    values = baselines(make_task(spec.task, keep_test_context=True))
+    out = {}
+    for key, v in values.items():
+        if "_test_mse_" not in key or key.endswith("_stderr"):
+            continue
+        out[key] = {"mean": np.full(n_temps, v),
+                    "stderr": np.full(n_temps, values.get(key + "_stderr", np.nan)),
+                    "tau_int": np.full(n_temps, np.nan), "ess": np.full(n_temps, np.nan),
+                    "exact": np.full(n_temps, np.nan)}
+    return out
+
+
 def _sample_point(spec: PointSpec, scratch: str | None,
                   stop_flag: dict | None = None) -> tuple[np.ndarray, dict]:
     from spinicl.runner import run_sample
@@ -394,11 +472,13 @@ def _write_point_group(g: h5py.Group, result: dict[str, Any]) -> None:
             g.create_dataset(f"summary/{name}/{k}", data=np.asarray(v, dtype=float))
 
 
-def _write_journal(journal: str, result: dict[str, Any]) -> None:
-    """One finished point into its own file, atomically."""
+def _write_journal(journal: str, result: dict[str, Any], config_hash: str = "") -> None:
+    """One finished point into its own file, atomically, stamped with the hash of the
+    sweep configuration it belongs to (a point of another configuration is never merged)."""
     final = os.path.join(journal, f"{result['id']}.h5")
     tmp = final + ".tmp"
     with h5py.File(tmp, "w") as f:
+        f.attrs["config_hash"] = config_hash
         f.attrs["id"] = result["id"]
         f.attrs["status"] = result["status"]
         f.attrs["message"] = result["message"]
@@ -418,8 +498,55 @@ def _read_journal(path: str) -> dict[str, Any] | None:
                 out["summary"] = {n: {k: f[f"summary/{n}/{k}"][...] for k in f[f"summary/{n}"]}
                                   for n in f["summary"]}
         return out
-    except (OSError, KeyError):
-        return None  # a torn journal entry: the point simply runs again
+    except (OSError, KeyError, ValueError, TypeError):
+        return None  # a torn or foreign journal entry: the point simply runs again
+
+
+@contextlib.contextmanager
+def sweep_lock(path: str):
+    """Hold the lock of the sweep file ``path`` (``path + ".lock"``) while the block runs.
+
+    One coordinator per sweep file: the lock is an ``fcntl.flock`` on the lock file,
+    which the OS releases when the process ends in any way (SIGKILL included), so a
+    stale lock never blocks a rerun. The holder writes its pid, host and start time into
+    the file; the lock file is removed when the block ends.
+
+    Raises
+    ------
+    ConfigError
+        ``out``: another coordinator holds the lock (the message names it).
+    """
+    import fcntl
+    import socket
+
+    lock = path + ".lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = ""
+            with contextlib.suppress(OSError):
+                holder = os.read(fd, 400).decode(errors="replace").strip()
+            os.close(fd)
+            raise ConfigError("out", "a sweep file no other coordinator is running", path,
+                              f"locked by {holder or 'another process'} ({lock})") from None
+        try:  # the file we locked may have been removed by the holder that just ended
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except OSError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S %z')}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
 
 
 class SweepWriter:
@@ -429,7 +556,6 @@ class SweepWriter:
         self.path = path
         self.cfg = cfg
         self.journal = path + ".points"
-        os.makedirs(self.journal, exist_ok=True)
         marker = os.path.join(self.journal, "config_hash")
         if os.path.exists(path) and not self._readable() and self._journal_hash() == cfg.hash:
             # killed while writing the sweep file: every finished point is in the journal
@@ -440,7 +566,9 @@ class SweepWriter:
                   f"{self.journal}", file=sys.stderr)
         if os.path.exists(path):
             self._check_existing()
-        else:
+        self._set_aside_stale_journal()
+        os.makedirs(self.journal, exist_ok=True)
+        if not os.path.exists(path):
             self._create(command_line)
         if not os.path.exists(marker):
             with open(marker + ".tmp", "w") as fh:
@@ -493,6 +621,21 @@ class SweepWriter:
         except OSError:
             return None
 
+    def _set_aside_stale_journal(self) -> None:
+        """Move a journal left by a sweep of another configuration (a different hash in
+        its ``config_hash`` marker) to ``OUT.points.stale-<hash>``, with one line on
+        stderr: it is never merged into this sweep, and nothing of it is deleted."""
+        old = self._journal_hash()
+        if not os.path.isdir(self.journal) or old is None or old == self.cfg.hash:
+            return
+        aside = f"{self.journal}.stale-{re.sub(r'[^0-9A-Za-z]', '', old)[:16] or 'x'}"
+        if os.path.exists(aside):
+            aside = f"{aside}.{time.time_ns()}"
+        os.replace(self.journal, aside)
+        print(f"spinicl: the journal {self.journal} belongs to another sweep configuration "
+              f"({old}, this is {self.cfg.hash}); moved to {aside}, not merged",
+              file=sys.stderr)
+
     def _check_existing(self) -> None:
         try:
             with h5py.File(self.path, "r") as f:
@@ -517,20 +660,23 @@ class SweepWriter:
         """Merge finished points from the journal that the sweep file lacks."""
         new = []
         for name in os.listdir(self.journal):
-            if not name.endswith(".h5"):
+            m = re.fullmatch(r"(\d{1,18})\.h5", name)
+            if m is None:
                 continue
-            pid = int(name[:-3])
-            if self.status[pid] == "done":
-                continue
+            pid = int(m.group(1))
+            if pid >= len(self.status) or self.status[pid] == "done":
+                continue  # outside this grid (a foreign file), or merged already
             r = _read_journal(os.path.join(self.journal, name))
-            if r is not None:
+            # a point of another configuration (or an unstamped one) is never merged:
+            # it simply runs again
+            if r is not None and r["id"] == pid and r.get("config_hash") == self.cfg.hash:
                 new.append(r)
         self._pending.extend(new)
         self.flush()
         return len(new)
 
     def add(self, result: dict[str, Any]) -> None:
-        _write_journal(self.journal, result)
+        _write_journal(self.journal, result, self.cfg.hash)
         self._pending.append(result)
 
     def flush(self) -> None:
@@ -605,9 +751,20 @@ def run_sweep(cfg: SweepConfig, out: str, *, executor: str = "local",
     if executor == "dask" and not scheduler:
         raise ConfigError("scheduler", "an address such as tcp://host:8786 with "
                           "--executor dask", scheduler)
+    if not out or not out.strip() or os.path.isdir(out):
+        raise ConfigError("out", "a file path (not empty, not a directory)", out)
     d = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(d) or not os.access(d, os.W_OK):
         raise ConfigError("out", "a path in an existing, writable directory", out)
+    with sweep_lock(out):
+        return _run_sweep_locked(cfg, out, executor, workers, scheduler, progress,
+                                 command_line, connect_timeout)
+
+
+def _run_sweep_locked(cfg: SweepConfig, out: str, executor: str, workers: int,
+                      scheduler: str | None, progress: bool, command_line: str,
+                      connect_timeout: float) -> SweepResult:
+    """:func:`run_sweep` once the sweep file's lock is held."""
     client = None
     cluster = None
     environ = dict(os.environ)
@@ -620,7 +777,8 @@ def run_sweep(cfg: SweepConfig, out: str, *, executor: str = "local",
         raise
     todo = [p for p in cfg.points if writer.status[p.id] != "done"]
     n_done = sum(s == "done" for s in writer.status)
-    prog = SweepProgress(len(cfg.points), "points", n_done, progress)
+    # nothing left to run (a rerun of a finished sweep): no progress line at all
+    prog = SweepProgress(len(cfg.points), "points", n_done, progress and bool(todo))
     failed = 0
     interrupted = False
     ran = 0
@@ -807,6 +965,9 @@ def _dask_client(executor: str, scheduler: str | None, workers: int, timeout: fl
         return Client(cluster), cluster
     try:
         client = Client(scheduler, timeout=f"{timeout}s")
+    except (ValueError, TypeError) as exc:  # not an address at all
+        raise ConfigError("scheduler", "an address such as tcp://host:8786", scheduler,
+                          str(exc).splitlines()[0] if str(exc) else "") from None
     except (OSError, TimeoutError) as exc:
         raise ConfigError("scheduler", "the address of a running Dask scheduler", scheduler,
                           f"no answer within {timeout:g} s ({type(exc).__name__})") from None

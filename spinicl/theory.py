@@ -1,4 +1,4 @@
-"""Exact solution of the merged model and the factored ground state (DESIGN §1.3–1.5).
+"""Exact solution of the merged model and the factored ground state (docs/model.md §1.3–1.5).
 
 For the merged model the Boltzmann law p_β(W) ∝ exp(−βE(W)) is Gaussian:
 
@@ -422,6 +422,199 @@ def exact_samples(theory: GaussianTheory, beta: float, n_samples: int,
     return theory.sample(beta, n_samples, np.random.default_rng(seed))
 
 
+# --------------------------------------------------------------------------- ULA
+#: Observables whose ULA stationary mean has a closed form (quadratic in W).
+ULA_OBSERVABLES = ("energy", "train_mse", "test_mse_novel", "test_mse_in_distribution",
+                   "self_overlap", "self_overlap_active", "overlap", "overlap_active",
+                   "distance_to_ground_state")
+
+
+@dataclass(frozen=True)
+class ULAModes:
+    """The independent AR(1) modes of unadjusted Langevin on the Gaussian model.
+
+    With a preconditioner M = BBᵀ, W = m + Bz and one ULA step is
+    z' = (I − ηÃ) z + √(2η/β) ξ, Ã = BᵀAB. In the eigenbasis V of Ã every coordinate
+    c_i is AR(1) with coefficient φ_i = 1 − ηã_i and stationary variance
+    1/(β ã_i (1 − ηã_i/2)); W − m = U c with U = BV.
+
+    Attributes
+    ----------
+    U : ndarray, shape (n, n)
+        Columns: the mode directions in W space.
+    a : ndarray, shape (n,)
+        Eigenvalues ã_i of the preconditioned precision.
+    step : float
+        η.
+    """
+
+    U: np.ndarray
+    a: np.ndarray
+    step: float
+
+    @property
+    def phi(self) -> np.ndarray:
+        """AR(1) coefficient per mode and step, 1 − ηã."""
+        return 1.0 - self.step * self.a
+
+    def variances(self, beta: float) -> np.ndarray:
+        """Stationary variance per mode, 1/(β ã (1 − ηã/2))."""
+        return 1.0 / (check_beta(beta) * self.a * (1.0 - 0.5 * self.step * self.a))
+
+
+def ula_modes(theory: GaussianTheory, step: float, precondition: str = "none") -> ULAModes:
+    """AR(1) modes of ULA with step η on the merged model (dense representation).
+
+    Parameters
+    ----------
+    theory : GaussianTheory
+    step : float
+        η, below the stability bound 2/λ_max(Ã).
+    precondition : {"none", "diag", "dense"}
+        M = I, diag(A)⁻¹ or A⁻¹ (as the samplers).
+    """
+    A = theory.precision()
+    n = A.shape[0]
+    if precondition == "none":
+        a, V = theory._eigh
+        U = V
+    elif precondition == "diag":
+        b = 1.0 / np.sqrt(np.diag(A))
+        a, V = np.linalg.eigh(b[:, None] * A * b[None, :])
+        U = b[:, None] * V
+    elif precondition == "dense":
+        L = theory._need_chol()
+        U = sla.solve_triangular(L, np.eye(n), lower=True, trans="T")   # B = L⁻ᵀ
+        a = np.ones(n)
+    else:
+        raise ConfigError("precondition", "one of none, diag, dense", precondition)
+    step = check_float("step", step, low=0.0, high=2.0 / float(np.max(a)), low_open=True,
+                       high_open=True, note="ULA is stable only below 2/lambda_max")
+    return ULAModes(U=np.ascontiguousarray(U), a=np.asarray(a, dtype=float), step=step)
+
+
+def _mode_weights(modes: ULAModes, beta: float, linear: np.ndarray | None,
+                  quadratic: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Weights w and per-step decays d of the stationary autocovariance Σ w·d^t."""
+    var = modes.variances(beta)
+    phi = modes.phi
+    w_parts, d_parts = [], []
+    if linear is not None:
+        g = modes.U.T @ np.asarray(linear, dtype=float)
+        w_parts.append(g**2 * var)
+        d_parts.append(phi)
+    if quadratic is not None:
+        Qt = modes.U.T @ np.asarray(quadratic, dtype=float) @ modes.U
+        w_parts.append((2.0 * Qt**2 * np.outer(var, var)).ravel())
+        d_parts.append(np.outer(phi, phi).ravel())
+    if not w_parts:
+        raise ConfigError("linear", "a vector or a quadratic form (one at least)", None)
+    return np.concatenate(w_parts), np.concatenate(d_parts)
+
+
+def ula_autocovariance(modes: ULAModes, beta: float, lags, *, linear=None,
+                       quadratic=None) -> np.ndarray:
+    """Exact stationary autocovariance of f(W) = gᵀ(W−m) + (W−m)ᵀQ(W−m) under ULA.
+
+    Cov(f(0), f(t)) = Σ_i g̃_i² v_i φ_i^t + 2 Σ_ij Q̃_ij² v_i v_j (φ_iφ_j)^t, with
+    g̃ = Uᵀg, Q̃ = UᵀQU, v the mode variances (Gaussian fourth moments).
+
+    Parameters
+    ----------
+    modes : ULAModes
+    beta : float
+    lags : array of int
+        Lags in steps.
+    linear : ndarray (n,), optional
+        g. Linear part of the observable around m (e.g. 2m/n for ‖W‖²/n).
+    quadratic : ndarray (n, n), optional
+        Q (symmetric). E.g. A/2 for the energy, I/n for ‖W − m‖²/n.
+
+    Returns
+    -------
+    ndarray, shape (len(lags),)
+    """
+    w, d = _mode_weights(modes, beta, linear, quadratic)
+    lags = np.asarray(lags, dtype=float)
+    return (w[None, :] * np.abs(d)[None, :] ** lags[:, None]
+            * np.sign(d)[None, :] ** lags[:, None]).sum(axis=1)
+
+
+def ula_tau_int(modes: ULAModes, beta: float, every: int = 1, *, linear=None,
+                quadratic=None) -> float:
+    """Exact τ_int (1 + 2Σ_{t≥1}ρ(t)) of an observable recorded every ``every`` steps.
+
+    With q = d^every per term, τ = Σ w (1+q)/(1−q) / Σ w (see :func:`ula_autocovariance`).
+    """
+    every = check_int("every", every, 1)
+    w, d = _mode_weights(modes, beta, linear, quadratic)
+    q = d**every
+    keep = w > 0
+    return float(np.sum(w[keep] * (1 + q[keep]) / (1 - q[keep])) / np.sum(w[keep]))
+
+
+def ula_references(theory: GaussianTheory, model: MergedModel, task: Task,
+                   betas: np.ndarray, steps: np.ndarray, precondition: str = "none"
+                   ) -> dict[str, np.ndarray]:
+    """Stationary means of ULA's own law, per rung (dense representation).
+
+    ULA's stationary law is Gaussian with the exact mean m and covariance
+    U diag(v) Uᵀ (:class:`ULAModes`; (βA)⁻¹(I − ηA/2)⁻¹ without preconditioner), so
+    every quadratic observable has the closed form f(m) + tr(Q Σ).
+
+    Parameters
+    ----------
+    theory, model, task
+    betas : ndarray (T,)
+    steps : ndarray (T,)
+        ULA step per rung.
+    precondition : {"none", "diag", "dense"}
+
+    Returns
+    -------
+    dict name → ndarray (T,) for :data:`ULA_OBSERVABLES`.
+    """
+    betas = np.asarray(betas, dtype=float)
+    steps = np.broadcast_to(np.asarray(steps, dtype=float), betas.shape)
+    n = theory.n_spins
+    act = theory._active
+    A = theory.precision()
+    A0 = A - model.lam * np.eye(n)
+    m = theory.mean
+    sets = {"novel": task.test_novel, "in_distribution": task.test_in_distribution}
+    cache: dict[float, dict[str, float]] = {}
+    out = {k: np.full(betas.shape, np.nan) for k in ULA_OBSERVABLES}
+    for k, (b, eta) in enumerate(zip(betas, steps, strict=True)):
+        if float(eta) not in cache:
+            modes = ula_modes(theory, float(eta), precondition)
+            v1 = modes.variances(1.0)
+            G = modes.U * np.sqrt(v1)[None, :]          # Σ₁ = G Gᵀ
+            diag = np.sum(G**2, axis=1)
+            tr = {"all": float(diag.sum()), "active": float(diag[act].sum()),
+                  "A": float(np.einsum("ij,ij->", A @ G, G)),
+                  "A0": float(np.einsum("ij,ij->", A0 @ G, G))}
+            for name, ps in sets.items():
+                tot = 0.0
+                for _, S in ps.feature_chunks(1024):
+                    X = S @ G
+                    tot += float(np.einsum("ij,ij->", X, X))
+                tr[name] = tot / ps.n_prompts
+            cache[float(eta)] = tr
+        tr = cache[float(eta)]
+        out["energy"][k] = theory.energy_ground + 0.5 * tr["A"] / b
+        out["train_mse"][k] = theory.train_mse_ground + tr["A0"] / b
+        out["test_mse_novel"][k] = theory.test_mse_ground["novel"] + tr["novel"] / b
+        out["test_mse_in_distribution"][k] = (theory.test_mse_ground["in_distribution"]
+                                              + tr["in_distribution"] / b)
+        out["self_overlap"][k] = (float(m @ m) + tr["all"] / b) / n
+        ma = m[act]
+        out["self_overlap_active"][k] = (float(ma @ ma) + tr["active"] / b) / ma.shape[0]
+        out["overlap"][k] = theory.overlap_mean()
+        out["overlap_active"][k] = theory.overlap_mean(active=True)
+        out["distance_to_ground_state"][k] = tr["all"] / (b * n)
+    return out
+
+
 # --------------------------------------------------------------------------- λ → 0
 def min_norm_ground_state(model: MergedModel, rtol: float = 1e-10) -> np.ndarray:
     """The λ → 0 ground state: the minimum-norm minimiser of E₀, shape (n,).
@@ -444,7 +637,7 @@ def min_norm_ground_state(model: MergedModel, rtol: float = 1e-10) -> np.ndarray
 # --------------------------------------------------------------------------- factored
 @dataclass(frozen=True)
 class FactoredGroundState:
-    """Global minimum of the factored energy for d_k ≥ D+1 (DESIGN §1.5).
+    """Global minimum of the factored energy for d_k ≥ D+1 (docs/model.md §1.5).
 
     Attributes
     ----------

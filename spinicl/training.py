@@ -1,4 +1,4 @@
-"""Gradient training of linear attention on the Hamiltonian's own objective (DESIGN §3).
+"""Gradient training of linear attention on the Hamiltonian's own objective (docs/model.md §3).
 
 The transformer is trained on exactly the prompts and the objective E of the spin glass,
 
@@ -88,7 +88,7 @@ from spinicl.models import (
     mse,
 )
 from spinicl.prompts import PromptSet, Task
-from spinicl.store import check_new_file, dumps
+from spinicl.store import check_new_file, dumps, place_new_file, temporary_name
 from spinicl.theory import (
     conjugate_gradient,
     factored_ground_state,
@@ -690,7 +690,7 @@ def compare_to_ground_state(task: Task, result: TrainResult,
 
 
 # --------------------------------------------------------------------------- file
-#: ``format`` attribute of a training file (DESIGN §4; compare ``spinicl-run``).
+#: ``format`` attribute of a training file (docs/model.md §4; compare ``spinicl-run``).
 TRAINING_FORMAT = "spinicl-training"
 TRAINING_FORMAT_VERSION = 1
 _TRAINING_ALLOWED = f"a spinicl training file (format={TRAINING_FORMAT})"
@@ -720,8 +720,10 @@ def write_training(path: str | os.PathLike, task: Task, result: TrainResult,
         /training/compare/<key>   scalar datasets (float, bool or string), e.g. the
                                   output of :func:`compare_to_ground_state`
 
-    The file is built under ``path + ".tmp"`` and moved onto ``path`` with ``os.replace``
-    (atomic): an existing file is never left half-written.
+    The file is built under a temporary name and moved onto ``path`` atomically (without
+    ``force`` exclusively: a file created meanwhile by anyone else is never overwritten,
+    see :func:`spinicl.store.place_new_file`): an existing file is never left
+    half-written.
 
     Parameters
     ----------
@@ -762,7 +764,7 @@ def write_training(path: str | os.PathLike, task: Task, result: TrainResult,
     config = {"task": task.config.to_dict(), "train": result.config.to_dict(),
               "lam": float(result.lam), "model": result.model, "dk": result.dk}
     seeds = {"task": task.seeds, "train": result.seeds}
-    tmp = path + ".tmp"
+    tmp = temporary_name(path)
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = TRAINING_FORMAT
@@ -788,7 +790,7 @@ def write_training(path: str | os.PathLike, task: Task, result: TrainResult,
                 elif isinstance(v, np.generic):
                     v = v.item()
                 c.create_dataset(k, data=v)
-        os.replace(tmp, path)
+        place_new_file(tmp, path, force)  # exclusive without force
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)

@@ -1,4 +1,4 @@
-"""Training files and `compare` (DESIGN §3–4): the /training round trip, refusals of foreign
+"""Training files and `compare` (docs/model.md §3–4): the /training round trip, refusals of foreign
 files and of pairs made from other prompts or another model, and where trained weights sit
 among the Boltzmann samples — an exact draw near the median, the ground state below every
 sample — plus the Fig. 2 figure."""

@@ -1,4 +1,4 @@
-"""Hamiltonians: the energy is DESIGN §1.3's, both representations agree, gradients are
+"""Hamiltonians: the energy is docs/model.md §1.3's, both representations agree, gradients are
 the derivatives of the energy."""
 
 import numpy as np

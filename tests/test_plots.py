@@ -263,7 +263,7 @@ def test_bad_inputs_everywhere(sweep: Path, run: Path, tmp_path: Path) -> None:
     assert err.value.param == "path" and "spinicl-run" in str(err.value)
     with pytest.raises(ConfigError) as err:
         plot_trace(run, observables=("energy", "bogus"), out=tmp_path / "t.png")
-    assert err.value.param == "observables"
+    assert err.value.param == "observable"
     assert not list(tmp_path.glob("*.png"))
 
 

@@ -1,4 +1,4 @@
-"""Prompts: the generator follows DESIGN §1.1 and is reproducible from one seed."""
+"""Prompts: the generator follows docs/model.md §1.1 and is reproducible from one seed."""
 
 import numpy as np
 import pytest

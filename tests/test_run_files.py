@@ -1,5 +1,5 @@
 """Run files: `spinicl sample | resume | info` as a user runs them — real HDF5 files, real
-subprocesses, real signals (DESIGN §4)."""
+subprocesses, real signals (docs/model.md §4)."""
 
 import errno
 import json

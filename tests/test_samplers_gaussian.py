@@ -1,4 +1,4 @@
-"""Local samplers against the exact Gaussian answers (DESIGN §1.4).
+"""Local samplers against the exact Gaussian answers (docs/model.md §1.4).
 
 Every tolerance is Z standard errors of the estimate, the error coming from the
 effective sample size measured on the chain itself (spinicl.diagnostics).

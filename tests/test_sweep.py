@@ -1,5 +1,5 @@
 """Sweeps: TOML grids, the single writer, reruns, executors (a real Dask LocalCluster on
-loopback), lost workers and Ctrl-C (DESIGN §5)."""
+loopback), lost workers and Ctrl-C (docs/model.md §5)."""
 
 import os
 import signal

@@ -148,3 +148,67 @@ def test_adaptive_ladder_equalises_swap_rates(gauss):
                       swap_every=1, adapt_ladder=True, seed=3)
     st, _ = s2.run(s2.init(), 500)
     np.testing.assert_array_equal(st.betas, np.sort(betas)[::-1])
+
+
+# --------------------------------------------------------------------------- rung count
+def test_auto_ladder_predicted_acceptance_and_minimal_count():
+    """Every pair of the automatic ladder reaches the target; one rung fewer does not."""
+    from spinicl.samplers.tempering import (
+        AUTO_TARGET,
+        auto_temperatures,
+        predicted_swap_acceptance,
+    )
+
+    for n in (16, 210, 441):
+        t = np.asarray(auto_temperatures(n))
+        acc = predicted_swap_acceptance(1.0 / t[::-1], n)
+        assert acc.min() >= AUTO_TARGET - 1e-12
+        fewer = np.geomspace(t[0], t[-1], t.size - 1)
+        assert predicted_swap_acceptance(1.0 / fewer[::-1], n).min() < AUTO_TARGET
+    # the issue's numbers: n = 441 over four decades, 64 rungs 0.13, 80 rungs 0.22
+    for count, want in ((64, 0.125), (80, 0.221)):
+        b = 1.0 / np.geomspace(1e-5, 1e-1, count)
+        assert predicted_swap_acceptance(b, 441).min() == pytest.approx(want, abs=1e-3)
+
+
+def test_barrier_density_is_the_slope_of_the_exact_rejection():
+    from spinicl.samplers.tempering import (
+        gaussian_barrier_density,
+        heat_capacity_barrier,
+    )
+
+    for n in (16, 441):
+        eps = 1e-6
+        slope = (1 - gaussian_swap_acceptance(np.exp(eps), 1.0, n)) / eps
+        assert gaussian_barrier_density(n) == pytest.approx(slope, rel=1e-4)
+    b = 1.0 / np.geomspace(1e-5, 1e-1, 20)
+    lam = heat_capacity_barrier(b, 441 / 2 / b**2)    # Var E = n/(2β²) exactly
+    assert lam == pytest.approx(gaussian_barrier_density(441) * np.log(1e4), rel=1e-12)
+
+
+def test_swap_weights_count_the_deo_rounds():
+    from spinicl.runner import swap_attempt_weights
+
+    for se in (1, 3, 10):
+        for every in (1, 5, 7, 20):
+            steps = np.arange(every, 200, every) + 13
+            w = swap_attempt_weights(steps, 13, se, 3)
+            brute = np.zeros_like(w)
+            for r, st in enumerate(steps):
+                prev = 13 if r == 0 else steps[r - 1]
+                for s in range(prev + 1, st + 1):
+                    if s % se == 0:
+                        brute[r, (np.arange(3) % 2) == (s // se - 1) % 2] += 1
+            np.testing.assert_array_equal(w, brute)
+
+
+def test_default_config_ladder_exchanges():
+    from spinicl.config import SampleConfig
+    from spinicl.samplers.tempering import predicted_swap_acceptance
+
+    cfg = SampleConfig()
+    t = np.asarray(cfg.temperatures)
+    assert t[0] == 1e-5 and t[-1] == pytest.approx(1e-1) and not cfg.adapt_ladder
+    assert predicted_swap_acceptance(1.0 / t[::-1], 441).min() >= 0.25
+    fac = SampleConfig(model="factored", dk=5)
+    assert fac.adapt_ladder and len(fac.temperatures) > 8

@@ -1,4 +1,4 @@
-"""Exact Gaussian theory (DESIGN §1.4) against brute force, and the factored ground state
+"""Exact Gaussian theory (docs/model.md §1.4) against brute force, and the factored ground state
 (§1.5) against its optimality conditions and against gradient training."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Training on the Hamiltonian's objective (DESIGN §3): minibatch gradients are gradients of
+"""Training on the Hamiltonian's objective (docs/model.md §3): minibatch gradients are gradients of
 the restricted energy, GD/Adam reach the exact ground states, the factored model reaches
 the nuclear-norm optimum (not the ridge minimum), inputs are validated, runs reproduce."""
 
@@ -116,7 +116,7 @@ def test_adam_reaches_the_ground_state_test_error_at_large_P():
 
 @pytest.fixture(scope="module")
 def d4():
-    """DESIGN §1.5's setting: factored minimum 0.2909, merged E(m) = 0.2035."""
+    """docs/model.md §1.5's setting: factored minimum 0.2909, merged E(m) = 0.2035."""
     return make_task(D=4, N=12, P=3000, lam=0.05, seed=0, test_prompts=300)
 
 

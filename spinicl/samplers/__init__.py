@@ -1,4 +1,4 @@
-"""Samplers of the Boltzmann law p_β(W) ∝ exp(−βE(W)) with replica exchange (DESIGN §2).
+"""Samplers of the Boltzmann law p_β(W) ∝ exp(−βE(W)) with replica exchange (docs/model.md §2).
 
 >>> from spinicl.samplers import Ladder, make_sampler
 >>> ladder = Ladder.geometric(t_min=1e-5, t_max=1e-1, n_temps=8)      # coldest rung first

@@ -1,0 +1,302 @@
+"""A new user's first hour: the install leaves no compiled caches in the package, sweeps
+run over any axis (K = "P" included) and draw their own figure, plots say what they chose,
+and the small defects a first user meets are gone."""
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import spinicl
+from spinicl.baselines import baselines
+from spinicl.cli import cli
+from spinicl.config import ConfigError, TaskConfig
+from spinicl.plots import phase_data, plot_cut, plot_phase, plot_sweep
+from spinicl.progress import ProgressLine
+from spinicl.prompts import make_task
+from spinicl.sweep import parse_sweep, run_sweep
+
+PACKAGE_DIR = os.path.dirname(spinicl.__file__)
+
+K_TOML = """
+[sweep]
+mode = "sample"
+name = "K-sweep"
+baselines = true
+
+[task]
+D = 3
+N = 8
+P = 60
+lam = 0.05
+sigma_eps = 0.1
+test_prompts = 80
+
+[grid]
+K = [1, 6, "P"]
+seed = [0, 1]
+
+[sampler]
+temps = "1e-3:1e-1:4"
+copies = 2
+steps = 400
+burn_in = 100
+record_every = 10
+"""
+
+THEORY_TOML = """
+[sweep]
+mode = "theory"
+
+[task]
+D = 4
+N = 10
+test_prompts = 100
+
+[grid]
+alpha = [0.5, 1.0, 2.0]
+seed = [0, 1]
+
+[sampler]
+temps = "1e-4:1e-1:5"
+"""
+
+
+# ----------------------------------------------------------------- Numba's cache
+def _compile_in_subprocess(env: dict[str, str]) -> None:
+    code = textwrap.dedent("""
+        import numpy as np
+        import spinicl
+        from spinicl.samplers import rng
+        rng.normals(np.zeros(2, dtype=np.uint64), 0, 8)
+    """)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300,
+                   capture_output=True)
+
+
+def _cache_files(root: str) -> list[str]:
+    return [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs
+            if f.endswith((".nbi", ".nbc"))]
+
+
+def test_numba_cache_lives_outside_the_package(tmp_path):
+    """The regression of the README's install order: compiled caches inside
+    site-packages/spinicl outlive an uninstall and shadow the next install."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    before = set(_cache_files(PACKAGE_DIR))
+    _compile_in_subprocess(env)
+    assert set(_cache_files(PACKAGE_DIR)) == before == set()
+    assert _cache_files(str(tmp_path / "xdg" / "spinicl" / "numba"))
+
+
+def test_numba_cache_dir_is_overridable(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "mine"))
+    _compile_in_subprocess(env)
+    assert _cache_files(str(tmp_path / "mine"))
+    assert not _cache_files(PACKAGE_DIR)
+
+
+def test_numba_cache_falls_back_when_home_is_not_writable(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    if os.access(ro, os.W_OK):  # root ignores the mode bits
+        pytest.skip("running as root: a read-only folder stays writable")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(ro)
+    _compile_in_subprocess(env)
+    assert not _cache_files(PACKAGE_DIR)
+
+
+# ----------------------------------------------------------------- K = "P"
+def test_pool_size_P_means_one_task_per_prompt():
+    assert TaskConfig(P=50, K="P") == TaskConfig(P=50, K=None) == TaskConfig(P=50, K=50)
+    assert TaskConfig(P=50, K="p").pool_size == 50
+    with pytest.raises(ConfigError) as err:
+        TaskConfig(P=50, K="Q")
+    assert err.value.param == "K" and '"P"' in str(err.value)
+    res = CliRunner().invoke(cli, ["theory", "--D", "3", "--N", "5", "--P", "40", "--K", "P",
+                                   "--no-amp", "--no-baselines", "--json"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["theory", "--K", "many"])
+    assert res.exit_code == 2 and "--K" in res.output
+
+
+def test_K_grid_accepts_P():
+    cfg = parse_sweep(K_TOML)
+    assert [p.task.pool_size for p in cfg.points] == [1, 1, 6, 6, 60, 60]
+
+
+@pytest.mark.parametrize("alpha", ["0", "-1", "inf", "1e300", "nan", "0.001", '"x"', "true"])
+def test_bad_alpha_in_a_grid_is_refused(alpha):
+    text = THEORY_TOML.replace("alpha = [0.5, 1.0, 2.0]", f"alpha = [0.5, {alpha}]")
+    with pytest.raises(ConfigError) as err:
+        parse_sweep(text)
+    assert err.value.param == "grid.alpha"
+
+
+@pytest.mark.parametrize("section, param", [
+    ('kind = "heatmap"', "plot.kind"),
+    ("z = 3", "plot.z"),
+    ('contour = "half"', "plot.contour"),
+    ("zmax = -1", "plot.zmax"),
+    ('where = { N = "twenty" }', "plot.where"),
+    ('colour = "red"', "plot.colour"),
+])
+def test_plot_section_is_type_checked(section, param):
+    with pytest.raises(ConfigError) as err:
+        parse_sweep(THEORY_TOML + "\n[plot]\n" + section + "\n")
+    assert err.value.param == param
+
+
+def test_plot_section_does_not_change_the_config_hash():
+    a = parse_sweep(THEORY_TOML)
+    b = parse_sweep(THEORY_TOML + '\n[plot]\nkind = "cut"\nx = "alpha"\n')
+    assert a.hash == b.hash and b.plot == {"kind": "cut", "x": "alpha"}
+
+
+# ----------------------------------------------------------------- a K sweep, end to end
+@pytest.fixture(scope="module")
+def k_sweep(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ksweep")
+    toml = d / "k.toml"
+    toml.write_text(K_TOML)
+    res = CliRunner().invoke(cli, ["sweep", str(toml), "-o", str(d / "k.h5"),
+                                   "--workers", "1", "--quiet"])
+    return d, res
+
+
+def test_K_sweep_finishes_with_its_own_figure(k_sweep):
+    d, res = k_sweep
+    assert res.exit_code == 0, res.output
+    assert (d / "phase.png").stat().st_size > 10_000
+    data = phase_data(d / "k.h5", x="K", y="T")
+    assert list(data.x) == [1, 6, 60] and data.Z.shape == (4, 3)
+
+
+def test_sweep_stores_the_baselines_of_its_prompts(k_sweep):
+    d, _ = k_sweep
+    cfg = parse_sweep(K_TOML)
+    with h5py.File(d / "k.h5", "r") as f:
+        for spec in cfg.points[2:4]:
+            want = baselines(make_task(spec.task, keep_test_context=True))
+            g = f[f"points/{spec.id}/summary"]
+            for key in ("baseline_bayes_test_mse_novel", "baseline_gd_test_mse_novel",
+                        "baseline_dmmse_test_mse_in_distribution"):
+                np.testing.assert_allclose(g[f"{key}/mean"][...], want[key], rtol=1e-12)
+                np.testing.assert_allclose(g[f"{key}/stderr"][...], want[key + "_stderr"],
+                                           rtol=1e-12)
+                assert np.isnan(g[f"{key}/exact"][...]).all()
+
+
+def test_a_broken_plot_never_fails_a_finished_sweep(tmp_path):
+    toml = tmp_path / "t.toml"
+    toml.write_text(THEORY_TOML + '\n[plot]\nz = "no_such_observable"\n')
+    res = CliRunner().invoke(cli, ["sweep", str(toml), "-o", str(tmp_path / "t.h5"),
+                                   "--workers", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "figure skipped" in res.output and "plot.z" in res.output
+    assert not (tmp_path / "phase.png").exists()
+
+
+def test_plot_section_chooses_the_figure(tmp_path):
+    toml = tmp_path / "t.toml"
+    toml.write_text(THEORY_TOML + '\n[plot]\nkind = "cut"\nx = "alpha"\n'
+                    'z = ["test_mse_novel", "test_mse_in_distribution"]\n')
+    res = CliRunner().invoke(cli, ["sweep", str(toml), "-o", str(tmp_path / "t.h5"),
+                                   "--workers", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "cut.png").exists() and not (tmp_path / "phase.png").exists()
+
+
+def test_rerun_of_a_finished_sweep_prints_no_progress(tmp_path, capsys):
+    cfg = parse_sweep(THEORY_TOML)
+    run_sweep(cfg, str(tmp_path / "t.h5"), workers=1, progress=True)
+    capsys.readouterr()
+    res = run_sweep(cfg, str(tmp_path / "t.h5"), workers=1, progress=True)
+    assert res.ran == 0 and "points" not in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- plots say what they do
+@pytest.fixture(scope="module")
+def theory_sweep(tmp_path_factory):
+    d = tmp_path_factory.mktemp("theory")
+    run_sweep(parse_sweep(THEORY_TOML), str(d / "t.h5"), workers=1, progress=False)
+    return d / "t.h5"
+
+
+def test_where_T_says_when_it_snaps(theory_sweep, tmp_path):
+    notes: list[str] = []
+    plot_cut(theory_sweep, x="alpha", by="seed", where={"T": 3e-3},
+             out=tmp_path / "c.png", notes=notes)
+    assert len(notes) == 1 and "nearest rung" in notes[0] and "T = 0.003162" in notes[0]
+    notes.clear()
+    plot_cut(theory_sweep, x="alpha", by="seed", where={"T": 1e-4},
+             out=tmp_path / "c.png", notes=notes)
+    assert notes == []
+
+
+def test_errors_use_the_command_line_syntax(theory_sweep):
+    res = CliRunner().invoke(cli, ["plot", "cut", str(theory_sweep), "--x", "T",
+                                   "--by", "seed"])
+    assert isinstance(res.exception, ConfigError)
+    assert "e.g. --where alpha=0.5" in str(res.exception) and "{" not in str(res.exception)
+    res = CliRunner().invoke(cli, ["plot", "cut", str(theory_sweep), "--where", "N=99"])
+    assert isinstance(res.exception, ConfigError) and "'N=99'" in str(res.exception)
+
+
+def test_cut_by_seed_has_one_curve_per_seed(theory_sweep, tmp_path):
+    res = CliRunner().invoke(cli, ["plot", "cut", str(theory_sweep), "--x", "alpha",
+                                   "--by", "seed", "--where", "T=1e-4",
+                                   "-o", str(tmp_path / "s.png")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "s.png").exists()
+
+
+def test_phase_colour_scale_is_capped_at_twice_the_cold_maximum(theory_sweep, tmp_path):
+    notes: list[str] = []
+    plot_phase(theory_sweep, x="alpha", y="T", out=tmp_path / "p.png", notes=notes)
+    data = phase_data(theory_sweep, x="alpha", y="T")
+    cap = 2 * np.nanmax(data.Z[0])
+    assert np.nanmax(data.Z) > cap  # the hot corner is far above the cold structure
+    assert len(notes) == 1 and f"{cap:.4g}" in notes[0]
+    notes.clear()
+    plot_phase(theory_sweep, x="alpha", y="T", zmax=None, out=tmp_path / "p.png",
+               notes=notes)
+    assert notes == []
+
+
+def test_plot_sweep_follows_the_grid_axes(theory_sweep, tmp_path):
+    notes: list[str] = []
+    written = plot_sweep(theory_sweep, out=tmp_path / "auto.png", notes=notes)
+    assert written == [str(tmp_path / "auto.png"), str(tmp_path / "auto.pdf")]
+
+
+def test_trace_names_the_option_it_checks(tmp_path):
+    res = CliRunner().invoke(cli, ["plot", "trace", str(tmp_path / "missing.h5"),
+                                   "--observable", "q_over_Q"])
+    assert res.exit_code != 0 and "--observables" not in res.output
+
+
+# ----------------------------------------------------------------- progress line
+def test_first_progress_line_has_no_eta_and_set_up_time_does_not_enter_it():
+    import time
+
+    out = io.StringIO()
+    line = ProgressLine(100, "epochs", stream=out, log_interval=0.0)
+    time.sleep(0.3)  # set-up (compile, task) before the first unit of work
+    line.update(1, force=True)
+    time.sleep(0.05)
+    line.update(51, force=True)
+    first, second = out.getvalue().splitlines()
+    assert "ETA --:--:--" in first
+    # 50 units in ~0.05 s: the remaining 49 take about as long, far below the 30 s that
+    # the set-up time would have predicted
+    assert "ETA 00:00:0" in second
