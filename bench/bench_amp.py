@@ -4,11 +4,11 @@ Setting: D = 10 and 20, N = 100, P = 10⁴, λ = 0.01, β = 100, the ``paper`` v
 damping 0.9 from the paper's random start (docs/model.md §1.4). Four implementations of the
 same parallel (Jacobi) sweep run the same number of sweeps from the same start:
 
-* ``vectorised``: :func:`spinicl.amp.amp_solve` (one fused Numba pass over the couplings
+* ``vectorised``: :func:`spinicl.theory.amp.amp_solve` (one fused Numba pass over the couplings
   per sweep, the whole iteration compiled; J∘J is never formed);
 * ``numpy per-spin loop``: a Python loop over spins i, each a numpy row product
   ``J[i] @ m`` and ``(J∘J)[i] @ v`` (J∘J formed once) — the paper's loop style in numpy;
-* ``python loop``: :func:`spinicl.amp.amp_solve_loop`, the literal double loop over spins
+* ``python loop``: :func:`spinicl.theory.amp.amp_solve_loop`, the literal double loop over spins
   in pure Python (it also computes the residual ‖Am − h‖ every sweep, as amp_solve does);
 * ``torch per-spin loop`` (only if torch is installed): the numpy loop with torch tensors
   (float64, CPU, one intra-op thread).
@@ -32,10 +32,10 @@ import numpy as np
 from _common import say, write_json
 from threadpoolctl import threadpool_limits
 
-from spinicl.amp import amp_solve, amp_solve_loop
 from spinicl.config import TaskConfig
 from spinicl.models import build_model
 from spinicl.prompts import make_task
+from spinicl.theory.amp import amp_solve, amp_solve_loop
 
 N, P, LAM, BETA, DAMPING = 100, 10_000, 0.01, 100.0, 0.9
 

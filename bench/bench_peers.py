@@ -36,7 +36,7 @@ Every JAX row: float64 (``jax_enable_x64``), CPU backend, ``lax.scan`` blocks of
 ``--block`` steps compiled ahead of time (compile seconds reported apart, excluded from
 every rate), tuning/warm-up untimed, then ¼ of ``--budget`` of throughput and ¾ of
 recording (energy and slowest-mode projection of every chain after every step). τ_int
-and ESS come from :func:`spinicl.diagnostics.summarize` (Sokal window, pooled over the
+and ESS come from :func:`spinicl.analysis.diagnostics.summarize` (Sokal window, pooled over the
 64 chains, ESS summed over chains) for every row, spinicl's and the peers' alike; ESS/s
 = ESS per chain-step × chain-steps/s of the throughput phase.
 
@@ -111,7 +111,7 @@ def _target() -> dict[str, Any]:
 
 def _mixing_stats(E, Y) -> dict[str, Any]:
     """τ, ESS and reliability of energy E and projection Y, both (steps, chains)."""
-    from spinicl.diagnostics import summarize, tau_int_stderr
+    from spinicl.analysis.diagnostics import summarize, tau_int_stderr
 
     se, ss = summarize(E), summarize(Y)
     err = max(tau_int_stderr(E) / se["tau_int"], tau_int_stderr(Y) / ss["tau_int"])

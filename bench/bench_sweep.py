@@ -36,7 +36,8 @@ import time
 import numpy as np
 from _common import load_average, say, write_json
 
-from spinicl.sweep import load_sweep, read_grid, run_sweep
+from spinicl.io.sweep_file import read_grid
+from spinicl.sweep import load_sweep, run_sweep
 
 CONFIGS = (("local", 1), ("local", 2), ("dask-local", 2))
 

@@ -34,7 +34,7 @@ from _common import say, write_json
 from spinicl.config import TaskConfig
 from spinicl.models import build_model
 from spinicl.prompts import make_task
-from spinicl.theory import gaussian_theory
+from spinicl.theory.gaussian import gaussian_theory
 
 N, LAM = 100, 0.01
 

@@ -44,7 +44,6 @@ from spinicl.config import TaskConfig
 from spinicl.models import build_model
 from spinicl.prompts import make_task
 from spinicl.samplers import Ladder, make_sampler
-from spinicl.samplers import kernels as K
 from spinicl.samplers.rng import normals
 
 D, N, P, LAM, BETA = 20, 100, 10_000, 0.01, 100.0
@@ -219,16 +218,16 @@ def breakdown(model, R: int = 64, min_time: float = 0.1, rounds: int = 9) -> dic
     G = np.empty_like(X)
     keys = st.keys
     A0 = model.data.gram
-    args = (s._A0, s._h, s._e0, s._lam, s._C, s._Q, s._y, s._dk, s._d1)
+    energy, args = model.kernel()          # the model's compiled energy and data bundle
     numba.set_num_threads(1)
-    K.energy_grad(0, X, E, G, *args)
+    energy(X, E, G, *args)
     normals(keys, 0, n)
     parts: dict[str, list[float]] = {"step": [], "eg": [], "gemm": [], "gemm_np": [],
                                      "normals": []}
     with threadpool_limits(limits=1, user_api="blas"):
         for _ in range(rounds):  # interleaved, fastest round of each part
             parts["step"].append(_sampler_step_time(s, box, min_time))
-            parts["eg"].append(per_call(lambda: K.energy_grad(0, X, E, G, *args), min_time))
+            parts["eg"].append(per_call(lambda: energy(X, E, G, *args), min_time))
             parts["gemm"].append(per_call(lambda: _numba_dot(X, A0), min_time))
             parts["gemm_np"].append(per_call(lambda: np.dot(X, A0), min_time))
             parts["normals"].append(per_call(lambda: normals(keys, 1, n), min_time))

@@ -336,7 +336,7 @@ def render_peers(d: dict) -> list[str]:
            f"{d['machine']['versions'].get('jax')} on {jx.get('backend', 'cpu').upper()}, "
            f"float64 {'on' if jx.get('x64') else 'off'}; {thr}. JAX rows: `lax.scan` blocks "
            f"of {s['block']} steps compiled ahead of time (compile time excluded, column "
-           "*compile s*). τ and ESS from `spinicl.diagnostics.summarize` for every row "
+           "*compile s*). τ and ESS from `spinicl.analysis.diagnostics.summarize` for every row "
            "(energy and projection on the slowest active mode); ESS/s = ESS per chain-step "
            "× chain-steps/s; *x/exact* = ESS/s over the exact sampler's samples/s. "
            "*grads* = gradient evaluations per chain-step (NUTS: mean over chains; vmapped "

@@ -1,7 +1,7 @@
 """Sample-wise double descent in τ = P/D²: finite D, its 1/D extrapolation and D = ∞.
 
 The D → ∞ theory of linear-attention ICL (Lu, Letey, Zavatone-Veth, Maiti & Pehlevan,
-arXiv:2405.11751; ``spinicl.asymptotic``) predicts that the ICL error of the ridgeless
+arXiv:2405.11751; ``spinicl.theory.asymptotic``) predicts that the ICL error of the ridgeless
 ground state diverges at τ = P/D² = 1 for every α = N/D, and that a ridge rounds the
 peak off. This script draws, against τ at α = 0.5, 1, 2 and one task per prompt (κ = ∞):
 
@@ -9,7 +9,7 @@ peak off. This script draws, against τ at α = 0.5, 1, 2 and one task per promp
     the exact ground state's ICL (novel-task) error at D = 10, 14, 20, 28 (mean over
     disorder seeds; population error, i.e. the exact expectation over test prompts),
     its extrapolation to D = ∞ (weighted fit a + b/D + c/D²,
-    ``spinicl.scaling.fit_finite_size``) and the D → ∞ curve;
+    ``spinicl.analysis.scaling.fit_finite_size``) and the D → ∞ curve;
 (b) the same at ridge λ_L = 0.1, with the mean error of exact Boltzmann samples
     (``GaussianTheory.sample``, 16 per seed, T = 10⁻⁶) at the largest D;
 (c) the deviation of the extrapolation and of the largest D from the D = ∞ value, in
@@ -50,13 +50,13 @@ from _common import (
     write_csv,
 )
 
-from spinicl.asymptotic import asymptotic_test_mse, lam_to_spinicl
-from spinicl.scaling import (
+from spinicl.analysis.scaling import (
     fit_finite_size,
     ground_state,
     population_test_mse,
     realise,
 )
+from spinicl.theory.asymptotic import asymptotic_test_mse, lam_to_spinicl
 
 NAME = "asymptotic_double_descent"
 FULL = {"alphas": (0.5, 1.0, 2.0),
@@ -80,7 +80,7 @@ def job(j: tuple) -> list[dict]:
     s, alpha, tau, D, seed = j
     from spinicl.models import build_model
     from spinicl.prompts import make_task
-    from spinicl.theory import gaussian_theory
+    from spinicl.theory.gaussian import gaussian_theory
 
     sz = realise(alpha, tau, math.inf, D)
     rows = []

@@ -1,7 +1,7 @@
 """Task-diversity transition in κ = K/D: memorisation → in-context learning, finite D and D = ∞.
 
 The D → ∞ theory (Lu, Letey, Zavatone-Veth, Maiti & Pehlevan, arXiv:2405.11751;
-``spinicl.asymptotic``) predicts that with a pool of K = κD pre-training tasks the ridgeless
+``spinicl.theory.asymptotic``) predicts that with a pool of K = κD pre-training tasks the ridgeless
 ground state memorises the pool below κ_c = min(τ, 1) (its in-distribution error e_IDG lies
 far below its ICL error e_ICL) and learns in context above it (the gap e_ICL − e_IDG
 vanishes). This script draws, against κ at α = N/D = 2 and τ = P/D² = 0.5 and 2, with
@@ -10,7 +10,7 @@ label noise σ_ε = 0.25 (ρ = 0.0625; needed by the discrete-pool posterior):
 (top) e_ICL (novel tasks) and e_IDG (tasks of the pool) of the exact ground state
       (λ_L = 1e-6, spinicl's λ = λ_L/(D(1+1/N)²)) at D = 10, 20, 30, 40 (population
       errors, mean over seeds), their extrapolation to D = ∞ (weighted fit
-      a + b/D + c/D², ``spinicl.scaling.fit_finite_size``), the D → ∞ curves and the
+      a + b/D + c/D², ``spinicl.analysis.scaling.fit_finite_size``), the D → ∞ curves and the
       κ_c line, with the Bayes-ridge (best in-context learner) and dMMSE (discrete-pool
       posterior, the memorising Bayes predictor) baselines on the sampled test prompts
       at D = 40;
@@ -49,13 +49,13 @@ from _common import (
     write_csv,
 )
 
-from spinicl.asymptotic import asymptotic_test_mse, kappa_c, lam_to_spinicl
-from spinicl.scaling import (
+from spinicl.analysis.scaling import (
     fit_finite_size,
     ground_state,
     population_test_mse,
     realise,
 )
+from spinicl.theory.asymptotic import asymptotic_test_mse, kappa_c, lam_to_spinicl
 
 NAME = "asymptotic_task_diversity"
 FULL = {"alpha": 2.0, "taus": (0.5, 2.0), "sigma_eps": 0.25, "lam_L": 1e-6,
@@ -84,9 +84,9 @@ def n_seeds(s: dict, D: int) -> int:
 def job(j: tuple) -> list[dict]:
     """One (τ, κ, D, seed): ground state, population errors; baselines at the largest D."""
     s, tau, kappa, D, seed = j
-    from spinicl.baselines import bayes_ridge, dmmse
     from spinicl.models import mse
     from spinicl.prompts import make_task
+    from spinicl.theory.baselines import bayes_ridge, dmmse
 
     sz = realise(s["alpha"], tau, kappa, D)
     base = D == max(s["Ds"])

@@ -56,10 +56,10 @@ from _common import (
 )
 
 from spinicl import make_task
-from spinicl.amp import amp_for_model
 from spinicl.models import MergedModel, alignment, build_model, mse
 from spinicl.samplers import Ladder, make_sampler, sample_trace
-from spinicl.theory import gaussian_theory
+from spinicl.theory.amp import amp_for_model
+from spinicl.theory.gaussian import gaussian_theory
 from spinicl.training import TrainConfig, torch_weight_decay_to_lam, train
 
 NAME = "fig2"

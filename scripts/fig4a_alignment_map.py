@@ -5,7 +5,7 @@ Reproduces Fig. 4a — the alignment ("contrast ratio") cos(W, I_{D+1}) =
 training prompts P at weight decay λ = 1 — side by side for
 
 * the exact mean m = A⁻¹h (the ground state; β-independent), and
-* the paper's AMP (``spinicl.amp``, variant ``paper``: no Onsager term, β = 100,
+* the paper's AMP (``spinicl.theory.amp``, variant ``paper``: no Onsager term, β = 100,
   damping 0.9, N(0, 1) start, stopped when the mean squared undamped change of m plus v
   falls below 1e-6 or after 100 sweeps). As in the paper, a repeat whose AMP did not meet
   the 1e-6 rule is left out before averaging, and a cell where no repeat met it is NaN
@@ -62,8 +62,8 @@ from _common import (
 )
 
 from spinicl import make_task
-from spinicl.amp import amp_solve
 from spinicl.models import alignment
+from spinicl.theory.amp import amp_solve
 
 NAME = "fig4a"
 LAM = 1.0

@@ -70,11 +70,11 @@ from _common import (
 )
 
 from spinicl import make_task
-from spinicl.amp import amp_for_model
-from spinicl.baselines import bayes_ridge, one_step_gd
 from spinicl.models import MergedModel, build_model, mse
 from spinicl.samplers import Ladder, make_sampler, sample_trace
-from spinicl.theory import gaussian_theory
+from spinicl.theory.amp import amp_for_model
+from spinicl.theory.baselines import bayes_ridge, one_step_gd
+from spinicl.theory.gaussian import gaussian_theory
 from spinicl.training import TrainConfig, torch_weight_decay_to_lam, train
 
 NAME = "fig4b"

@@ -60,7 +60,7 @@ from threadpoolctl import threadpool_limits
 
 from spinicl import make_task
 from spinicl.models import build_model, mse
-from spinicl.theory import factored_ground_state, min_norm_ground_state
+from spinicl.theory.gaussian import factored_ground_state, min_norm_ground_state
 from spinicl.training import TrainConfig, ridge_ground_state, train
 
 #: Fig. S1a as published: (α, merged mean, merged s.d., factored mean, factored s.d.) —

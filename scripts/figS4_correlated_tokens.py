@@ -61,10 +61,10 @@ from _common import (
 )
 
 from spinicl import make_task
-from spinicl.amp import amp_for_model
 from spinicl.models import MergedModel, build_model, mse
 from spinicl.prompts import token_cholesky
-from spinicl.theory import gaussian_theory
+from spinicl.theory.amp import amp_for_model
+from spinicl.theory.gaussian import gaussian_theory
 from spinicl.training import TrainConfig, torch_weight_decay_to_lam, train
 
 NAME = "figS4"

@@ -53,9 +53,9 @@ from _common import (
 )
 
 from spinicl import make_task
-from spinicl.baselines import bayes_ridge, dmmse
 from spinicl.plots import phase_data
 from spinicl.sweep import parse_sweep, run_sweep
+from spinicl.theory.baselines import bayes_ridge, dmmse
 
 NAME = "phase_K_T"
 FULL = {"D": 8, "N": 20, "P": 4000, "lam": 0.01, "sigma_eps": 0.25, "test_prompts": 2000,

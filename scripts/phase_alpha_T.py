@@ -44,8 +44,9 @@ import time
 import numpy as np
 from _common import elapsed, parser, pyplot, read_csv, save, setup, write_csv
 
+from spinicl.io.sweep_file import read_grid
 from spinicl.plots import phase_data
-from spinicl.sweep import parse_sweep, read_grid, run_sweep
+from spinicl.sweep import parse_sweep, run_sweep
 
 NAME = "phase_alpha_T"
 OBSERVABLES = ("test_mse_novel", "overlap_ratio", "alignment")

@@ -9,6 +9,13 @@ Gaussian solution of the merged model, and samples the Boltzmann distribution.
 import os
 import sys
 
+if os.path.basename(sys.argv[0] if sys.argv else "") in ("spinicl", "-m"):
+    # the command line (console script, or `python -m spinicl.cli`): a signal while the
+    # modules load ends it with one line, no traceback; cli.main then takes over
+    from spinicl.signals import exit_before_start
+
+    exit_before_start()
+
 # Numba's parallel regions run on OpenMP. With the default (spin-waiting) policy, a step
 # with several threads collapses when another process holds a core: measured on a
 # loaded 2-core machine, a 2-thread BAOAB step at R = 256 took 15–51 ms against 3.9–7.5 ms
@@ -59,8 +66,8 @@ __all__ = ["ConfigError", "PromptSet", "Task", "TaskConfig", "__version__", "loa
            "load_sweep", "make_task", "to_inference_data"]
 
 #: Loaders imported on first use, so that ``import spinicl`` does not import pandas/xarray.
-_LAZY = {"load_sweep": "spinicl.export", "load_run": "spinicl.export",
-         "to_inference_data": "spinicl.export"}
+_LAZY = {"load_sweep": "spinicl.io.loaders", "load_run": "spinicl.io.loaders",
+         "to_inference_data": "spinicl.io.loaders"}
 
 
 def __getattr__(name: str):

@@ -23,7 +23,7 @@ Protocol of one row
    blocks of about 50 ms without recording; chain_steps_per_s = R · steps / seconds.
 4. **Mixing** (the rest of the budget): one step per call, recording after every step
    the energy and the projection of W − m on the slowest mode of every chain. τ_int and
-   the effective sample size come from :func:`spinicl.diagnostics.summarize` (Sokal
+   the effective sample size come from :func:`spinicl.analysis.diagnostics.summarize` (Sokal
    window, autocorrelation pooled over the R chains, ESS summed over chains). The ESS
    per second is the ESS per chain-step times the throughput of step 3, so the Python
    overhead of recording every single step is not charged to the sampler (a production
@@ -56,6 +56,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
+from spinicl import linalg, registry
+from spinicl.analysis.diagnostics import summarize, tau_int_stderr
 from spinicl.config import (
     ConfigError,
     TaskConfig,
@@ -65,13 +67,14 @@ from spinicl.config import (
     check_int,
     check_lam_for_sampling,
 )
-from spinicl.diagnostics import summarize, tau_int_stderr
-from spinicl.models import MODELS, REPRESENTATIONS, DenseData, MergedModel, active_mask
+from spinicl.models import MODELS, REPRESENTATIONS, MergedModel, active_mask
 
-#: Samplers the bench knows, in the default order (the exact reference first).
-BENCH_SAMPLERS = ("exact", "mala", "ula", "baoab")
-#: Preconditioners (``spinicl.samplers.PRECONDITIONERS``).
-BENCH_PRECONDITIONERS = ("none", "diag", "dense")
+#: Samplers the bench knows (the registry's, the exact reference first).
+BENCH_SAMPLERS = ("exact",) + tuple(s for s in registry.sampler_names() if s != "exact")
+#: The default rows.
+DEFAULT_SAMPLERS = ("exact", "mala", "ula", "baoab")
+#: Preconditioners (the registry's).
+BENCH_PRECONDITIONERS = registry.preconditioner_names()
 #: Default inverse temperature (low temperature, docs/model.md §1.3).
 DEFAULT_BETA = 1e4
 #: Fewest burn-in steps of a row (MALA step-size adaptation).
@@ -172,7 +175,7 @@ def slowest_active_mode(model: MergedModel, tol: float = 1e-8) -> tuple[float, n
     """
     idx = np.flatnonzero(active_mask(model.D))
     n = model.n_spins
-    if isinstance(model.data, DenseData):
+    if model.representation == "dense":
         A = model.precision()[np.ix_(idx, idx)]
         vals, vecs = sla.eigh(A, subset_by_index=[0, 0])
         val, sub = float(vals[0]), vecs[:, 0]
@@ -199,7 +202,7 @@ def _top_active_mode(model: MergedModel) -> np.ndarray:
     idx = np.flatnonzero(active_mask(model.D))
     n = model.n_spins
     u = np.zeros(n)
-    if isinstance(model.data, DenseData):
+    if model.representation == "dense":
         A = model.precision()[np.ix_(idx, idx)]
         _, vecs = sla.eigh(A, subset_by_index=[idx.size - 1, idx.size - 1])
         u[idx] = vecs[:, 0]
@@ -217,23 +220,20 @@ def _top_active_mode(model: MergedModel) -> np.ndarray:
 def _exact_start(model: MergedModel, beta: float, replicas: int, seed: int
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Ridge mean m and R exact independent draws m + L⁻ᵀz/√β (dense representation)."""
-    L = np.linalg.cholesky(model.precision())
-    m = sla.cho_solve((L, True), model.field)
+    L = model.cholesky(required=True)
+    m = linalg.ridge_mean(model.field, chol=L)
     z = np.random.default_rng(np.random.SeedSequence([seed, 7])).standard_normal(
         (model.n_spins, replicas))
-    x = sla.solve_triangular(L, z, lower=True, trans="T")
-    return m, m[None, :] + x.T / math.sqrt(beta)
+    return m, linalg.gaussian_draw(m, L, z.T, beta)
 
 
 class _Observables:
     """What a row records per step: named scalar observables per chain."""
 
     def __init__(self, model: Any, beta: float, replicas: int, seed: int):
-        from spinicl.models import FactoredModel
-
-        self.factored = isinstance(model, FactoredModel)
+        self.factored = not model.gaussian
         merged = MergedModel(model.data, model.lam) if self.factored else model
-        self.dense = isinstance(model.data, DenseData)
+        self.dense = model.representation == "dense"
         self.slowest_eigenvalue, self.u_slow = slowest_active_mode(merged)
         self.mean = None
         self.start = None
@@ -416,7 +416,7 @@ def _check_samplers(samplers: Any) -> tuple[str, ...]:
 
 
 def bench_samplers(task_config: TaskConfig,
-                   samplers: Sequence[str] = BENCH_SAMPLERS, *,
+                   samplers: Sequence[str] = DEFAULT_SAMPLERS, *,
                    model: str = "merged", beta: float | None = None,
                    temperature: float | None = None, replicas: int = 16,
                    budget_seconds: float = 5.0,

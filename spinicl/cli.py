@@ -15,7 +15,7 @@ from typing import Any
 import click
 import numpy as np
 
-from spinicl import __version__
+from spinicl import __version__, registry
 from spinicl.config import (
     MAX_DK,
     MAX_REPLICAS,
@@ -75,7 +75,7 @@ def _task_options(func):
                      help="'intended': token covariance C; 'paper': the paper's code, LᵀL."),
         click.option("--test-prompts", type=int, default=2000, show_default=True,
                      help="Prompts in each test set (novel-task and in-distribution)."),
-        click.option("--representation", type=click.Choice(["auto", "dense", "matrix-free"]),
+        click.option("--representation", type=click.Choice(list(registry.REPRESENTATIONS)),
                      default="auto", show_default=True,
                      help="Data term: dense Gram matrix A or matrix-free factors c, q."),
         click.option("--memory-budget", type=str, default=None,
@@ -173,7 +173,7 @@ def cli() -> None:
 @click.option("--beta", type=float, default=None,
               help="Inverse temperature β (> 0) [default: 100, the paper's value].")
 @click.option("--T", "T", type=float, default=None, help="Temperature T = 1/β (> 0).")
-@click.option("--model", type=click.Choice(["merged", "factored"]), default="merged",
+@click.option("--model", type=click.Choice(list(registry.model_names())), default="merged",
               show_default=True, help="Merged W, or factored W = W_qᵀW_k.")
 @click.option("--dk", type=click.IntRange(1, MAX_DK), default=None,
               help="Rank d_k of the factors [default: D+1].")
@@ -217,7 +217,7 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
                           dk)
     asym = None
     if asymptotic:
-        from spinicl.asymptotic import from_spinicl
+        from spinicl.theory.asymptotic import from_spinicl
 
         if model != "merged":
             raise ConfigError("model", "merged with --asymptotic (the D -> infinity theory "
@@ -232,7 +232,7 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
             pass
     rep = choose_representation(cfg.D, cfg.P, representation, memory_budget)
     if run_amp:
-        from spinicl.amp import validate_amp_options
+        from spinicl.theory.amp import validate_amp_options
 
         validate_amp_options(amp_variant, amp_damping, amp_tol, amp_max_sweeps)
         if rep != "dense":
@@ -244,7 +244,7 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
     task = make_task(cfg, keep_test_context=not no_baselines)
     merged = build_model(task, "merged", representation=representation,
                          memory_budget=memory_budget)
-    from spinicl.theory import factored_ground_state, gaussian_theory
+    from spinicl.theory.gaussian import factored_ground_state, gaussian_theory
 
     th = gaussian_theory(merged, task, seed=cfg.seed)
     result: dict[str, Any] = {"spinicl_version": __version__, "model": model,
@@ -252,8 +252,8 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
                               "representation": merged.representation}
     result.update(th.summary(beta))
     if run_amp:
-        from spinicl.amp import amp_for_model
         from spinicl.models import mse as _mse
+        from spinicl.theory.amp import amp_for_model
 
         amp = amp_for_model(merged, beta, variant=amp_variant, damping=amp_damping,
                             tol=amp_tol, max_sweeps=amp_max_sweeps, seed=cfg.seed,
@@ -263,7 +263,7 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
         result["amp_test_mse_in_distribution"] = float(
             _mse(amp.m[None], task.test_in_distribution)[0])
     if not no_baselines:
-        from spinicl.baselines import baselines as _baselines
+        from spinicl.theory.baselines import baselines as _baselines
 
         result.update(_baselines(task))
     if model == "factored":
@@ -442,21 +442,26 @@ def _print_factored(r: dict, cfg: TaskConfig) -> None:
 # --------------------------------------------------------------------------- sample
 def _sampling_options(func):
     opts = [
-        click.option("--model", type=click.Choice(["merged", "factored"]), default="merged",
+        click.option("--model", type=click.Choice(list(registry.model_names())), default="merged",
                      show_default=True, help="Merged W, or factored W = W_qᵀW_k."),
         click.option("--dk", type=click.IntRange(1, MAX_DK), default=None,
                      help="Rank d_k of the factors "
                      "[default: D+1]."),
-        click.option("--sampler", type=click.Choice(["mala", "ula", "baoab", "exact"]),
-                     default="mala", show_default=True, help="Local move."),
+        click.option("--sampler", type=click.Choice(list(registry.sampler_names())),
+                     default="mala", show_default=True,
+                     help="Local move: " + "; ".join(
+                         f"{e.name}: {e.help}" for e in registry.SAMPLERS.values()) + "."),
         click.option("--step", type=float, default=None,
                      help="Step size η in units of E (stable below 2/λ_max(A) for ula and "
                           "mala, 2/√λ_max(A) for baoab) [default: from the spectrum]."),
         click.option("--gamma", type=float, default=1.0, show_default=True,
                      help="BAOAB friction γ (> 0)."),
-        click.option("--precondition", type=click.Choice(["none", "diag", "dense"]),
+        click.option("--precondition",
+                     type=click.Choice(list(registry.preconditioner_names())),
                      default="none", show_default=True,
-                     help="Preconditioner: none, diagonal, or dense A⁻¹ (merged only)."),
+                     help="Preconditioner: " + "; ".join(
+                         f"{e.name}: {e.help}" for e in registry.PRECONDITIONERS.values())
+                     + "."),
         click.option("--temps", type=str, default=None,
                      help="Ladder: TMIN:TMAX:auto (geometric; rung count from the model so "
                           "that every pair's predicted swap acceptance is ≥ 0.25: 86 rungs "
@@ -483,6 +488,12 @@ def _sampling_options(func):
         click.option("--flush-every", type=int, default=50, show_default=True,
                      help="Records between flushes and checkpoints (also every 5 s)."),
     ]
+    for name, (owner, o) in registry.all_sampler_options().items():   # samplers' own
+        kind = (click.IntRange(o.low, o.high) if o.kind == "int"
+                else click.FloatRange(o.low, o.high))
+        opts.append(click.option("--" + name.replace("_", "-"), name, type=kind,
+                                 default=None, help=f"{o.help} [{owner} only; default: "
+                                 f"{o.default}]"))
     for opt in reversed(opts):
         func = opt(func)
     return func
@@ -565,7 +576,10 @@ def sample_config_from_options(kw: dict) -> SampleConfig:
 
     temps = parse_temperatures(kw.pop("temps"), kw.pop("beta"))
     task = task_config(kw)
-    return SampleConfig(task=task, temperatures=temps, **{k: kw.pop(k) for k in SAMPLE_KEYS})
+    options = {k: v for k in registry.all_sampler_options()
+               if (v := kw.pop(k, None)) is not None}
+    return SampleConfig(task=task, temperatures=temps, options=options,
+                        **{k: kw.pop(k) for k in SAMPLE_KEYS})
 
 
 @cli.command()
@@ -602,6 +616,8 @@ def _finish(res) -> None:
         click.echo(f"spinicl: {res.status}: {res.message}", err=True)
         click.echo(f"{res.path}: {res.n_records} records kept", err=True)
     if res.exit_code:
+        if res.status == "complete" and res.message:  # a signal after the last step
+            click.echo(f"spinicl: {res.message}", err=True)
         sys.exit(res.exit_code)
 
 
@@ -635,7 +651,7 @@ def info(path, as_json):
     points with their messages, and the main observables per point at the coldest and
     hottest temperature.
     """
-    from spinicl.export import format_sweep_info, is_sweep_file, sweep_info
+    from spinicl.io.loaders import format_sweep_info, is_sweep_file, sweep_info
     from spinicl.runner import file_info
 
     if is_sweep_file(path):
@@ -713,7 +729,7 @@ def format_info(d: dict) -> str:
 # --------------------------------------------------------------------------- train
 @cli.command()
 @_task_options
-@click.option("--model", type=click.Choice(["merged", "factored"]), default="merged",
+@click.option("--model", type=click.Choice(list(registry.model_names())), default="merged",
               show_default=True, help="Merged W, or factored W = W_qᵀW_k.")
 @click.option("--dk", type=click.IntRange(1, MAX_DK), default=None,
               help="Rank d_k of the factors [default: D+1].")
@@ -749,14 +765,14 @@ def train(ctx, model, dk, optimizer, lr, epochs, batch_size, init_scale, torch_w
     """
     from click.core import ParameterSource
 
+    from spinicl.io.run import check_new_file
+    from spinicl.io.training_file import write_training
     from spinicl.progress import ProgressLine
     from spinicl.prompts import make_task
-    from spinicl.store import check_new_file
     from spinicl.training import (
         TrainConfig,
         compare_to_ground_state,
         torch_weight_decay_to_lam,
-        write_training,
     )
     from spinicl.training import train as run_training
 
@@ -819,11 +835,8 @@ def compare(run_file, train_file, as_json, plot_out, temperature):
     Percentile and z-score of its energy and test MSE among the samples, and its distance
     to the sampled mean (snapshots, or the exact mean m).
     """
-    from spinicl.compare import (
-        compare_run_and_training,
-        format_compare_table,
-        plot_weights_and_losses,
-    )
+    from spinicl.analysis.compare import compare_run_and_training, format_compare_table
+    from spinicl.plots.fig2 import plot_weights_and_losses
 
     d = compare_run_and_training(run_file, train_file)
     if plot_out:
@@ -917,7 +930,7 @@ def export_cmd(path, out, force):
     as CSV or netCDF. A run: .nc holds the traces (record × temperature × copy) and the
     summary, .csv the summary per temperature.
     """
-    from spinicl.export import export_file
+    from spinicl.io.loaders import export_file
 
     click.echo(f"wrote {export_file(path, out, force=force)}")
 
@@ -1002,15 +1015,19 @@ def plot_phase_cmd(sweep_file, x, y, z, where, contours, contour_z, zmax, out):
               help="Draw the ICL baselines a sweep stored ([sweep] baselines = true).")
 @click.option("--seeds/--no-seeds", default=True, show_default=True,
               help="Draw each disorder seed as a faint dot behind the means.")
-@click.option("-o", "--out", default="cut.png", callback=_writable_out, show_default=True, help="Output file.")
-def plot_cut_cmd(sweep_file, x, z, by, where, by_values, baselines, seeds, out):
+@click.option("--asymptotic", is_flag=True,
+              help="Overlay the D → ∞ theory (Lu et al.) on test-error cuts, and "
+                   "κ_c = min(τ, 1) on cuts against K or kappa.")
+@click.option("-o", "--out", default="cut.png", callback=_writable_out, show_default=True,
+              help="Output file.")
+def plot_cut_cmd(sweep_file, x, z, by, where, by_values, baselines, seeds, asymptotic, out):
     """Curves of z against x, one per value of --by, with error bars and exact values."""
     from spinicl.plots import plot_cut
 
     notes: list[str] = []
     written = plot_cut(sweep_file, x=x, z=list(z), by=by, out=out, where=_where(where),
                        by_values=by_values or None, baselines=baselines, seeds=seeds,
-                       notes=notes)
+                       asymptotic=asymptotic, notes=notes)
     _echo_notes(notes)
     click.echo("wrote " + ", ".join(written))
 
@@ -1073,7 +1090,7 @@ def _parse_kappa(text: str) -> float:
 @click.option("--test-prompts", type=int, default=0, show_default=True,
               help="0: exact population test errors (no test noise); N > 0: N sampled "
                    "test prompts per set instead.")
-@click.option("--representation", type=click.Choice(["auto", "dense", "matrix-free"]),
+@click.option("--representation", type=click.Choice(list(registry.REPRESENTATIONS)),
               default="auto", show_default=True,
               help="Ground-state solver: dense Cholesky or conjugate gradients (matrix-free); "
                    "auto: dense for D <= 30.")
@@ -1091,8 +1108,7 @@ def scaling(alpha, tau, kappa, lam, sigma_eps, Ds, seeds, test_prompts, represen
     (novel and in-distribution) over seeds; weighted fit a + b/D (+ c/D² when a χ² test
     rejects the linear fit); the extrapolated D = ∞ value ± s.e. beside the formula.
     """
-    from spinicl.progress import ProgressLine
-    from spinicl.scaling import (
+    from spinicl.analysis.scaling import (
         DEFAULT_DS,
         DEFAULT_SEEDS,
         QUICK_DS,
@@ -1103,6 +1119,7 @@ def scaling(alpha, tau, kappa, lam, sigma_eps, Ds, seeds, test_prompts, represen
         scaling_study,
         seeds_per_d,
     )
+    from spinicl.progress import ProgressLine
 
     for name, v, what in (("alpha", alpha, "N/D"), ("tau", tau, "P/D^2")):
         if v is None:  # checked here, not by click: a bad value elsewhere is named first
@@ -1141,14 +1158,16 @@ def scaling(alpha, tau, kappa, lam, sigma_eps, Ds, seeds, test_prompts, represen
 # --------------------------------------------------------------------------- bench
 @cli.command()
 @_task_options
-@click.option("--model", type=click.Choice(["merged", "factored"]), default="merged",
+@click.option("--model", type=click.Choice(list(registry.model_names())), default="merged",
               show_default=True, help="Merged W, or factored W = W_qᵀW_k.")
 @click.option("--dk", type=click.IntRange(1, MAX_DK), default=None,
               help="Rank d_k of the factors [default: D+1].")
 @click.option("--samplers", default="exact,mala,ula,baoab", show_default=True,
-              help="Comma-separated samplers to compare (rows in this order).")
+              help="Comma-separated samplers to compare (rows in this order): "
+                   + ", ".join(registry.sampler_names()) + ".")
 @click.option("--precondition", default="none", show_default=True,
-              help="Comma-separated preconditioners: none, diag, dense (one row each).")
+              help="Comma-separated preconditioners: "
+                   + ", ".join(registry.preconditioner_names()) + " (one row each).")
 @click.option("--beta", type=float, default=None,
               help="Inverse temperature [default: 1e4; the merged model's mixing per step "
                    "does not depend on β].")
@@ -1192,9 +1211,20 @@ def bench(model, dk, samplers, precondition, beta, T, replicas, budget, as_json,
 
 # --------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: runs the click group with one-line errors (exit 2)."""
+    """Console entry point: runs the click group with one-line errors (exit 2).
+
+    SIGINT/SIGTERM anywhere in the command end it with one line and exit status 130 /
+    143 (:mod:`spinicl.signals`).
+    """
+    from spinicl.signals import Stopped, command_signals
+
     try:
-        rv = cli.main(args=argv, prog_name="spinicl", standalone_mode=False)
+        with command_signals():
+            rv = cli.main(args=argv, prog_name="spinicl", standalone_mode=False)
+    except Stopped as exc:
+        click.echo(f"spinicl: stopped by {exc}" + (f" {exc.detail}" if exc.detail else ""),
+                   err=True)
+        sys.exit(exc.exit_code)
     except ConfigError as exc:
         positional = {"run": "RUN_FILE", "train": "TRAIN_FILE", "path": "FILE"}
         msg = (exc.message(positional[exc.param]) if exc.param in positional
@@ -1209,17 +1239,17 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"spinicl: error: {msg} (see 'spinicl {_subcommand(argv)}--help')",
                    err=True)
         sys.exit(2)
+    except click.Abort:  # before Exception: Abort is a RuntimeError
+        click.echo("spinicl: aborted", err=True)
+        sys.exit(130)
     except Exception as exc:  # one line for the errors a user can act on
-        from spinicl.export import MissingExtraError
-        from spinicl.store import StoreError
+        from spinicl.io.loaders import MissingExtraError
+        from spinicl.io.run import StoreError
 
         if isinstance(exc, StoreError | MissingExtraError):
             click.echo(f"spinicl: error: {exc}", err=True)
             sys.exit(2)
         raise
-    except click.Abort:
-        click.echo("spinicl: aborted", err=True)
-        sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -334,8 +334,6 @@ class TaskConfig:
 
 
 # --------------------------------------------------------------------------- sampling
-SAMPLER_NAMES = ("mala", "ula", "baoab", "exact")
-PRECONDITIONERS = ("none", "diag", "dense")
 DEFAULT_TEMPS = "1e-5:1e-1:auto"
 #: Marker of an automatic rung count in ``TMIN:TMAX:auto``.
 AUTO_COUNT = "auto"
@@ -422,7 +420,8 @@ class SampleConfig:
     model : {"merged", "factored"}
     dk : int or None
         Rank of the factors (factored model; default D+1).
-    sampler : {"mala", "ula", "baoab", "exact"}
+    sampler : {"mala", "ula", "baoab", "exact", "hmc"}
+        See :mod:`spinicl.registry` (which also holds the compatibility rules).
     step : float or None
         Step size η (None: the sampler's default from the spectrum of A).
     gamma : float
@@ -452,6 +451,9 @@ class SampleConfig:
         Records between flushes/checkpoints (also every ``flush_seconds``).
     representation : {"auto", "dense", "matrix-free"}
     memory_budget : str or int or None
+    options : dict
+        The sampler's own options (:mod:`spinicl.registry`; ``leapfrog`` for hmc),
+        completed with their defaults.
     """
 
     task: TaskConfig = TaskConfig()
@@ -473,18 +475,25 @@ class SampleConfig:
     flush_seconds: float = 5.0
     representation: str = "auto"
     memory_budget: str | int | None = None
+    options: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from spinicl import registry
+
         set_ = object.__setattr__
-        set_(self, "model", check_choice("model", self.model, ("merged", "factored")))
+        set_(self, "model", check_choice("model", self.model, registry.model_names()))
         if self.dk is not None:
             set_(self, "dk", check_int("dk", self.dk, 1, MAX_DK))
-        set_(self, "sampler", check_choice("sampler", self.sampler, SAMPLER_NAMES))
+        set_(self, "sampler", check_choice("sampler", self.sampler,
+                                           registry.sampler_names()))
+        if not isinstance(self.options, dict):
+            raise ConfigError("options", "a table of the sampler's options", self.options)
+        set_(self, "options", registry.sampler_options(self.sampler, self.options))
         if self.step is not None:
             set_(self, "step", check_float("step", self.step, low=0.0, low_open=True))
         set_(self, "gamma", check_float("gamma", self.gamma, low=0.0, low_open=True))
-        set_(self, "precondition",
-             check_choice("precondition", self.precondition, PRECONDITIONERS))
+        set_(self, "precondition", check_choice("precondition", self.precondition,
+                                                registry.preconditioner_names()))
         if isinstance(self.temperatures, str):
             set_(self, "temperatures", _resolve_auto_ladder(self))
         temps = tuple(float(t) for t in self.temperatures)
@@ -510,7 +519,7 @@ class SampleConfig:
                                                             (bool, np.bool_)):
             raise ConfigError("adapt_ladder", "true or false", self.adapt_ladder)
         set_(self, "representation", check_choice(
-            "representation", self.representation, ("auto", "dense", "matrix-free")))
+            "representation", self.representation, registry.REPRESENTATIONS))
         parse_memory(self.memory_budget)  # a bad size is refused before any work
         check_prompt_memory(self.task)
         if self.adapt_ladder is None:
@@ -518,12 +527,7 @@ class SampleConfig:
                  self.model == "factored" and len(self.temperatures) >= 3 and self.burn_in > 0)
         set_(self, "adapt_ladder", bool(self.adapt_ladder))
         check_lam_for_sampling(self.task.lam)
-        if self.sampler == "exact" and self.model != "merged":
-            raise ConfigError("sampler", "mala, ula or baoab for the factored model (the "
-                              "exact sampler exists for the Gaussian merged model only)",
-                              self.sampler)
-        if self.precondition == "dense" and self.model != "merged":
-            raise ConfigError("precondition", "none or diag for the factored model", "dense")
+        registry.check(self.model, self.sampler, self.precondition, self.representation)
         if self.adapt_ladder and len(self.temperatures) < 3:
             raise ConfigError("adapt_ladder", "off with fewer than 3 temperatures",
                               len(self.temperatures))
@@ -536,11 +540,15 @@ class SampleConfig:
         d = dataclasses.asdict(self)
         d["task"] = self.task.to_dict()
         d["temperatures"] = list(self.temperatures)
+        if self.options:
+            d["options"] = dict(self.options)
+        else:           # samplers without options: the dict (and its hashes) of before
+            del d["options"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SampleConfig:
-        d = dict(d)
+        d = dict(d)           # files written before sampler options existed have none
         d["task"] = TaskConfig(**d["task"])
         d["temperatures"] = tuple(d["temperatures"])
         return cls(**d)

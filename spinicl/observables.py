@@ -14,7 +14,7 @@ from itertools import combinations
 
 import numpy as np
 
-from spinicl.models import FactoredModel, Model, active_mask, alignment, gd_cosine, mse
+from spinicl.models import Model, active_mask, alignment, gd_cosine, mse
 from spinicl.prompts import Task
 
 #: Observable name → shape of one record, in terms of T (temperatures), M (copies) and
@@ -86,7 +86,7 @@ class ObservableSet:
 
     Parameters
     ----------
-    model : MergedModel or FactoredModel
+    model : Model
     task : Task
     ground_state : ndarray, shape ((D+1)²,) or None
         Merged weights of the ground state (m for the merged model, the nuclear-norm
@@ -221,7 +221,7 @@ def exact_references(theory, betas: np.ndarray, factored: bool = False, *,
         out["overlap_active"][k] = theory.overlap_mean(active=True)
         out["distance_to_ground_state"][k] = theory.distance_to_ground_state_mean(b)
     if sampler == "ula":
-        from spinicl.theory import ULA_OBSERVABLES, ula_references
+        from spinicl.theory.gaussian import ULA_OBSERVABLES, ula_references
 
         for name in ULA_OBSERVABLES:
             out[BOLTZMANN_PREFIX + name] = out[name].copy()
@@ -242,7 +242,3 @@ def exact_references(theory, betas: np.ndarray, factored: bool = False, *,
 #: /theory key of the Boltzmann value of an observable whose ``exact`` is another law's
 #: (ULA: its own stationary mean).
 BOLTZMANN_PREFIX = "boltzmann_"
-
-
-def is_factored(model: Model) -> bool:
-    return isinstance(model, FactoredModel)

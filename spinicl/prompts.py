@@ -223,7 +223,7 @@ def make_task(config: TaskConfig | None = None, *, keep_train_context: bool = Fa
     keep_test_context : bool
         Keep the raw contexts of both test sets (memory 2·test_prompts·N·D doubles:
         640 MB at D = 200, N = 100, 2000 prompts each). Only the per-prompt baselines
-        (:func:`spinicl.baselines.bayes_ridge`, :func:`spinicl.baselines.dmmse`) need
+        (:func:`spinicl.theory.baselines.bayes_ridge`, :func:`spinicl.theory.baselines.dmmse`) need
         them; the test errors of weights (``models.mse``), the theory, sampling and
         training use the factors ``c``, ``q`` only, so callers without baselines pass
         ``False``. Every number is the same either way (same random streams); the test

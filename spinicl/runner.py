@@ -19,14 +19,9 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from spinicl.analysis.diagnostics import summarize
 from spinicl.config import ConfigError, SampleConfig
-from spinicl.diagnostics import summarize
-from spinicl.models import build_model
-from spinicl.observables import SHAPES, ObservableSet, exact_references, record_shape
-from spinicl.progress import ProgressLine
-from spinicl.prompts import make_task
-from spinicl.signals import stop_requests
-from spinicl.store import (
+from spinicl.io.run import (
     RunWriter,
     StoreError,
     check_new_file,
@@ -38,6 +33,11 @@ from spinicl.store import (
     read_checkpoint,
     read_traces,
 )
+from spinicl.models import build_model
+from spinicl.observables import SHAPES, ObservableSet, exact_references, record_shape
+from spinicl.progress import ProgressLine
+from spinicl.prompts import make_task
+from spinicl.signals import Stopped, stop_requests
 
 #: Spawn key of the sampler's random stream under the task seed (the task uses 0..3).
 SAMPLER_STREAM = 7
@@ -73,7 +73,7 @@ def sampler_seed(seed: int) -> int:
 def build_run(cfg: SampleConfig):
     """Task, model, exact references, observables and sampler of a run config."""
     from spinicl.samplers import Ladder, make_sampler
-    from spinicl.theory import factored_ground_state, gaussian_theory
+    from spinicl.theory.gaussian import factored_ground_state, gaussian_theory
 
     task = make_task(cfg.task, keep_test_context=False)  # no baselines here
     model = build_model(task, cfg.model, dk=cfg.dk, representation=cfg.representation,
@@ -90,7 +90,7 @@ def build_run(cfg: SampleConfig):
     sampler = make_sampler(model, cfg.sampler, ladder=ladder, copies=cfg.copies,
                            step=cfg.step, gamma=cfg.gamma, precondition=cfg.precondition,
                            swap_every=cfg.swap_every, adapt_ladder=cfg.adapt_ladder,
-                           seed=sampler_seed(cfg.task.seed))
+                           seed=sampler_seed(cfg.task.seed), **cfg.options)
     return task, model, theory, observables, sampler
 
 
@@ -103,8 +103,8 @@ def amp_references(model, task, theory, temperatures: np.ndarray) -> dict[str, n
     """
     if theory is None or getattr(model, "representation", "") != "dense":
         return {}
-    from spinicl.amp import amp_for_model
     from spinicl.models import mse
+    from spinicl.theory.amp import amp_for_model
 
     out = {k: np.full(len(temperatures), np.nan)
            for k in ("amp_test_mse_novel", "amp_relative_distance", "amp_sweeps")}
@@ -184,8 +184,18 @@ class _Diverged(Exception):
 
 
 def _execute(cfg: SampleConfig, path: str, sampler, state, observables, step: int,
-             progress_on: bool, theory_ok: bool, stop_flag: dict | None = None) -> RunResult:
-    """Run the loop on an open layout, then close the file with its status and summary."""
+             progress_on: bool, stop_flag: dict | None = None) -> RunResult:
+    """Run the loop on an open layout, then close the file with its status and summary.
+
+    SIGINT/SIGTERM only set ``stop_flag`` here (the caller holds it, or own handlers):
+    the loop stops at its next record, and a signal that arrives after the last step
+    lets the file be finished as complete; the result then carries the exit code
+    128 + signal and says so.
+    """
+    if stop_flag is None:
+        with stop_requests() as flag:
+            return _execute(cfg, path, sampler, state, observables, step, progress_on,
+                            flag)
     writer = RunWriter(path, flush_every=cfg.flush_every, flush_seconds=cfg.flush_seconds)
     progress = ProgressLine(cfg.total_steps, "steps", step, progress_on)
     status, message, code = "complete", "", 0
@@ -195,13 +205,13 @@ def _execute(cfg: SampleConfig, path: str, sampler, state, observables, step: in
                                 stop_flag)
     except RunStopped as exc:
         status, code = "interrupted", 128 + exc.signum
-        message = (f"stopped by {exc} at step {step_of(writer)}; continue with: "
+        message = (f"stopped by {exc} at step {writer.checkpoint_step}; continue with: "
                    f"spinicl resume {path}")
     except _Diverged as exc:
         status, code = "failed", 1
         message = f"diverged: {exc}"
         with contextlib.suppress(Exception):
-            writer._write_records()
+            writer.write_records()
     except OSError as exc:
         status, code = "failed", 1
         reason = "disk full" if exc.errno == errno.ENOSPC else str(exc).splitlines()[0]
@@ -215,13 +225,11 @@ def _execute(cfg: SampleConfig, path: str, sampler, state, observables, step: in
         if not message:
             status, code = "failed", 1
             message = f"I/O error finishing {path}: {str(exc).splitlines()[0]}"
+    if stop_flag["signum"] is not None and code == 0:
+        code = 128 + int(stop_flag["signum"])
+        message = (f"stopped by {signal.Signals(stop_flag['signum']).name} after the last "
+                   f"step: {path} is complete")
     return RunResult(path, status, step, writer.n_records, message, code)
-
-
-def step_of(writer: RunWriter) -> int:
-    with contextlib.suppress(Exception):
-        return int(writer.f["checkpoint/meta"][2])
-    return -1
 
 
 def run_sample(cfg: SampleConfig, path: str, *, force: bool = False,
@@ -250,6 +258,19 @@ def run_sample(cfg: SampleConfig, path: str, *, force: bool = False,
     RunResult
     """
     check_new_file(path, force)
+    try:
+        return _new_run(cfg, path, force, command_line, progress, stop_flag)
+    except Stopped as exc:  # raised in set-up only: nothing is written before the file
+        raise Stopped(exc.signum, f"before {path} was created; nothing was written"
+                      ) from None
+
+
+def _new_run(cfg: SampleConfig, path: str, force: bool, command_line: str, progress: bool,
+             stop_flag: dict | None) -> RunResult:
+    """The body of :func:`run_sample` after its checks: set-up (interruptible: a signal
+    raises :class:`Stopped` before anything is written), then the file is created and run
+    with signals only recorded, so it is complete, interrupted or failed, never half-built.
+    """
     task, model, theory, observables, sampler = build_run(cfg)
     state = sampler.init()
     T, M = len(cfg.temperatures), cfg.copies
@@ -266,12 +287,13 @@ def run_sample(cfg: SampleConfig, path: str, *, force: bool = False,
                             sampler=cfg.sampler, steps=np.asarray(state.step_size),
                             precondition=cfg.precondition, model=model, task=task)
     refs.update(amp_references(model, task, theory, temps))
-    create_layout(path, attrs=attrs, temperatures=temps, theory=refs,
-                  record_shapes=shapes, record_dtypes=dtypes,
-                  checkpoint=sampler.state_to_dict(state), snapshot_shape=snap_shape,
-                  exclusive=not force)  # never overwrites a file created meanwhile
-    return _execute(cfg, path, sampler, state, observables, 0, progress, theory is not None,
-                    stop_flag)
+    stops = stop_requests() if stop_flag is None else contextlib.nullcontext(stop_flag)
+    with stops as flag:
+        create_layout(path, attrs=attrs, temperatures=temps, theory=refs,
+                      record_shapes=shapes, record_dtypes=dtypes,
+                      checkpoint=sampler.state_to_dict(state), snapshot_shape=snap_shape,
+                      exclusive=not force)  # never overwrites a file created meanwhile
+        return _execute(cfg, path, sampler, state, observables, 0, progress, flag)
 
 
 def resume_run(path: str, steps: int | None = None, progress: bool = True) -> RunResult:
@@ -285,20 +307,27 @@ def resume_run(path: str, steps: int | None = None, progress: bool = True) -> Ru
         was already done.
     progress : bool
     """
-    with open_run(path) as f:
-        attrs = read_attrs(f)
-        _, meta = read_checkpoint(f)
-    cfg = SampleConfig.from_dict(attrs["config"])
-    if steps is not None:
-        cfg = cfg.replace(steps=steps)
-    if meta["valid"] and meta["step"] > cfg.total_steps:
-        raise ConfigError("steps", f">= {meta['step'] - cfg.burn_in} (already done)", steps)
-    _, _, _, observables, sampler = build_run(cfg)
+    try:
+        with open_run(path) as f:
+            attrs = read_attrs(f)
+            _, meta = read_checkpoint(f)
+        cfg = SampleConfig.from_dict(attrs["config"])
+        if steps is not None:
+            cfg = cfg.replace(steps=steps)
+        if meta["valid"] and meta["step"] > cfg.total_steps:
+            raise ConfigError("steps", f">= {meta['step'] - cfg.burn_in} (already done)",
+                              steps)
+        _, _, _, observables, sampler = build_run(cfg)
+    except Stopped as exc:  # set-up: nothing written yet
+        raise Stopped(exc.signum, f"before the resume started; {path} is unchanged"
+                      ) from None
     updates = None if steps is None else {"config": json.dumps(cfg.to_dict(), sort_keys=True),
                                           "total_steps": cfg.total_steps}
-    _, state_dict, meta = copy_for_resume(path, updates)
-    state = sampler.state_from_dict(state_dict)
-    return _execute(cfg, path, sampler, state, observables, meta["step"], progress, True)
+    with stop_requests() as flag:  # from here the file is rebuilt and run: record only
+        _, state_dict, meta = copy_for_resume(path, updates)
+        state = sampler.state_from_dict(state_dict)
+        return _execute(cfg, path, sampler, state, observables, meta["step"], progress,
+                        flag)
 
 
 # --------------------------------------------------------------------------- summary
@@ -542,7 +571,7 @@ def file_info(path: str) -> dict[str, Any]:
     Works on a running, interrupted, failed or killed file (read-only SWMR open). Where
     the file holds no /summary yet, it is computed from the records so far.
     """
-    from spinicl.store import read_checkpoint
+    from spinicl.io.run import read_checkpoint
 
     with open_run(path) as f:
         attrs = read_attrs(f)

@@ -11,14 +11,7 @@ holds, skips every completed point and runs the rest (failed points are retried)
 journal is removed once the sweep is complete. A point lost with a worker is simply run
 again: the writer keys results by point id, so nothing is lost or written twice.
 
-Sweep file layout::
-
-    /            attrs: format = "spinicl-sweep", format_version, config (JSON),
-                        config_hash, spinicl_version, command_line, status
-    /grid/<col>  one row per point: id, D, N, P, K, alpha, lam, seed, status, message,
-                 seconds
-    /points/<id>/ladder/T, /points/<id>/summary/<obs>/{mean, stderr, tau_int, ess, exact}
-                 (the run layout's summary; in theory mode mean = exact, stderr = 0)
+The sweep file, its journal, its writer and its readers: :mod:`spinicl.io.sweep_file`.
 """
 
 from __future__ import annotations
@@ -35,17 +28,15 @@ import os
 import re
 import shutil
 import signal
-import sys
 import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-import h5py
 import numpy as np
 
-from spinicl import __version__
+from spinicl import registry
 from spinicl.config import (
     ConfigError,
     SampleConfig,
@@ -54,21 +45,24 @@ from spinicl.config import (
     check_int,
     parse_temperatures,
 )
+from spinicl.io.sweep_file import SweepWriter, sweep_lock
 from spinicl.progress import ProgressLine
 from spinicl.signals import stop_requests
 
-FORMAT_NAME = "spinicl-sweep"
-FORMAT_VERSION = 1
 MODES = ("sample", "theory")
 EXECUTORS = ("local", "dask", "dask-local")
 #: Grid axes, in the order of the product (the last varies fastest).
-AXES = ("P", "alpha", "K", "N", "lam", "seed")
-GRID_COLUMNS = ("id", "D", "N", "P", "K", "alpha", "lam", "seed", "status", "message",
-                "seconds")
+AXES = ("P", "alpha", "tau", "K", "kappa", "N", "alpha_L", "lam", "seed")
+#: Grid keys in the variables of the D → ∞ theory (Lu et al.), each setting a count:
+#: key → (count set, its multiplier as a power of D, words for messages).
+SCALED_AXES = {"alpha": ("P", 2, "P = alpha·D²"), "tau": ("P", 2, "P = tau·D²"),
+               "kappa": ("K", 1, "K = kappa·D"), "alpha_L": ("N", 1, "N = alpha_L·D")}
+#: Grid keys that set the same task parameter: at most one of each group.
+_EXCLUSIVE = (("P", "alpha", "tau"), ("K", "kappa"), ("N", "alpha_L"))
 TASK_KEYS = tuple(f.name for f in dataclasses.fields(TaskConfig))
 SAMPLE_KEYS = ("model", "dk", "sampler", "step", "gamma", "precondition", "temps", "beta",
                "copies", "steps", "burn_in", "record_every", "swap_every", "adapt_ladder",
-               "representation", "memory_budget")
+               "representation", "memory_budget") + tuple(registry.all_sampler_options())
 #: Keys of the optional ``[plot]`` section: the figure drawn when the sweep completes.
 PLOT_KEYS = ("kind", "x", "y", "z", "by", "contour", "contour_z", "where", "zmax")
 PLOT_KINDS = ("phase", "cut")
@@ -141,7 +135,8 @@ class PointSpec:
     def row(self) -> dict[str, Any]:
         t = self.task
         return {"id": self.id, "D": t.D, "N": t.N, "P": t.P, "K": t.pool_size,
-                "alpha": t.alpha, "lam": t.lam, "seed": t.seed}
+                "alpha": t.alpha, "lam": t.lam, "seed": t.seed, "tau": t.P / t.D**2,
+                "kappa": math.inf if t.K is None else t.K / t.D, "alpha_L": t.N / t.D}
 
 
 @dataclass(frozen=True)
@@ -228,9 +223,11 @@ def parse_sweep(text: str, source: str = "<preset>") -> SweepConfig:
         if not grid[k]:
             raise ConfigError(f"grid.{k}", "a non-empty list", v,
                               f"empty grid ({_where(source, text, k)})")
-    if sum(k in grid for k in ("P", "alpha")) > 1:
-        raise ConfigError("grid", "at most one of P and alpha", sorted(grid),
-                          _where(source, text, "alpha"))
+    for group in _EXCLUSIVE:
+        given = [k for k in group if k in grid or k in task]
+        if len(given) > 1:
+            raise ConfigError("grid", "at most one of " + ", ".join(group) + " (they set "
+                              "the same parameter)", given, _where(source, text, given[-1]))
     for k in grid:
         if k in task:
             raise ConfigError(f"task.{k}", "given either in [task] or in [grid], not both",
@@ -280,6 +277,9 @@ def _expand(cfg: SweepConfig, text: str) -> list[PointSpec]:
     axes = [k for k in AXES if k in cfg.grid]
     values = [cfg.grid[k] for k in axes]
     s = dict(cfg.sampler)
+    options = {k: s.pop(k) for k in registry.all_sampler_options() if k in s}
+    if options:
+        s["options"] = options
     try:
         temps = parse_temperatures(s.pop("temps", None), s.pop("beta", None))
     except ConfigError as exc:
@@ -289,15 +289,20 @@ def _expand(cfg: SweepConfig, text: str) -> list[PointSpec]:
     for i, combo in enumerate(itertools.product(*values)):
         kw = dict(cfg.task)
         for k, v in zip(axes, combo, strict=True):
-            if k == "alpha":
+            if k in SCALED_AXES:
+                target, power, words = SCALED_AXES[k]
                 D = int(kw.get("D", TaskConfig.D))
+                if k == "kappa" and (v == "P" or v == math.inf):
+                    kw["K"] = None  # κ = ∞: one task per prompt
+                    continue
                 ok = isinstance(v, int | float) and not isinstance(v, bool)
-                P = float(v) * D * D if ok else math.nan
-                if not (ok and 0.5 <= P < 2**62):
-                    raise ConfigError("grid.alpha", f"numbers with P = alpha·D² (D = {D}) "
-                                      "a finite count >= 1", v,
-                                      _where(cfg.source, text, "alpha")) from None
-                kw["P"] = round(P)
+                count = float(v) * D**power if ok else math.nan
+                if not (ok and 0.5 <= count < 2**62):
+                    raise ConfigError(f"grid.{k}", f"numbers with {words} (D = {D}) a "
+                                      "finite count >= 1" + (', or "P"' if k == "kappa"
+                                                              else ""), v,
+                                      _where(cfg.source, text, k)) from None
+                kw[target] = round(count)
             else:
                 kw[k] = v
         try:
@@ -394,7 +399,7 @@ def _theory_point(spec: PointSpec) -> tuple[np.ndarray, dict]:
     from spinicl.models import build_model
     from spinicl.observables import exact_references
     from spinicl.prompts import make_task
-    from spinicl.theory import gaussian_theory
+    from spinicl.theory.gaussian import gaussian_theory
 
     cfg = spec.sample
     task = make_task(cfg.task, keep_test_context=False)  # no baselines here
@@ -425,12 +430,12 @@ def _baseline_summaries(spec: PointSpec, n_temps: int) -> dict[str, dict[str, np
     """The ICL baselines of the point's prompts as temperature-independent summaries.
 
     Each ``baseline_<name>_test_mse_<set>`` (one-step GD, Bayes ridge, dMMSE where it
-    applies; see :func:`spinicl.baselines.baselines`) is stored like an observable: its
+    applies; see :func:`spinicl.theory.baselines.baselines`) is stored like an observable: its
     value repeated over the ladder as ``mean``, its standard error over test prompts as
     ``stderr``, ``exact`` NaN; so cuts and phase plots draw it beside the samples.
     """
-    from spinicl.baselines import baselines
     from spinicl.prompts import make_task
+    from spinicl.theory.baselines import baselines
 
     values = baselines(make_task(spec.task, keep_test_context=True))
     out = {}
@@ -446,8 +451,8 @@ def _baseline_summaries(spec: PointSpec, n_temps: int) -> dict[str, dict[str, np
 
 def _sample_point(spec: PointSpec, scratch: str | None,
                   stop_flag: dict | None = None) -> tuple[np.ndarray, dict]:
+    from spinicl.io.run import open_run
     from spinicl.runner import run_sample
-    from spinicl.store import open_run
 
     d = tempfile.mkdtemp(prefix=f"point{spec.id}-", dir=scratch)
     try:
@@ -462,248 +467,6 @@ def _sample_point(spec: PointSpec, scratch: str | None,
         return temps, summary
     finally:
         shutil.rmtree(d, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------- writer
-def _write_point_group(g: h5py.Group, result: dict[str, Any]) -> None:
-    g.create_dataset("ladder/T", data=np.asarray(result["temperatures"], dtype=float))
-    for name, stats in result["summary"].items():
-        for k, v in stats.items():
-            g.create_dataset(f"summary/{name}/{k}", data=np.asarray(v, dtype=float))
-
-
-def _write_journal(journal: str, result: dict[str, Any], config_hash: str = "") -> None:
-    """One finished point into its own file, atomically, stamped with the hash of the
-    sweep configuration it belongs to (a point of another configuration is never merged)."""
-    final = os.path.join(journal, f"{result['id']}.h5")
-    tmp = final + ".tmp"
-    with h5py.File(tmp, "w") as f:
-        f.attrs["config_hash"] = config_hash
-        f.attrs["id"] = result["id"]
-        f.attrs["status"] = result["status"]
-        f.attrs["message"] = result["message"]
-        f.attrs["seconds"] = result["seconds"]
-        if result["status"] == "done":
-            _write_point_group(f, result)
-    os.replace(tmp, final)
-
-
-def _read_journal(path: str) -> dict[str, Any] | None:
-    try:
-        with h5py.File(path, "r") as f:
-            out = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-            out["id"] = int(out["id"])
-            if out["status"] == "done":
-                out["temperatures"] = f["ladder/T"][...]
-                out["summary"] = {n: {k: f[f"summary/{n}/{k}"][...] for k in f[f"summary/{n}"]}
-                                  for n in f["summary"]}
-        return out
-    except (OSError, KeyError, ValueError, TypeError):
-        return None  # a torn or foreign journal entry: the point simply runs again
-
-
-@contextlib.contextmanager
-def sweep_lock(path: str):
-    """Hold the lock of the sweep file ``path`` (``path + ".lock"``) while the block runs.
-
-    One coordinator per sweep file: the lock is an ``fcntl.flock`` on the lock file,
-    which the OS releases when the process ends in any way (SIGKILL included), so a
-    stale lock never blocks a rerun. The holder writes its pid, host and start time into
-    the file; the lock file is removed when the block ends.
-
-    Raises
-    ------
-    ConfigError
-        ``out``: another coordinator holds the lock (the message names it).
-    """
-    import fcntl
-    import socket
-
-    lock = path + ".lock"
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = ""
-            with contextlib.suppress(OSError):
-                holder = os.read(fd, 400).decode(errors="replace").strip()
-            os.close(fd)
-            raise ConfigError("out", "a sweep file no other coordinator is running", path,
-                              f"locked by {holder or 'another process'} ({lock})") from None
-        try:  # the file we locked may have been removed by the holder that just ended
-            same = os.path.samestat(os.fstat(fd), os.stat(lock))
-        except OSError:
-            same = False
-        if same:
-            break
-        os.close(fd)
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
-                     f"{time.strftime('%Y-%m-%d %H:%M:%S %z')}\n".encode())
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(lock)
-        os.close(fd)
-
-
-class SweepWriter:
-    """The single writer of a sweep file (coordinator side)."""
-
-    def __init__(self, path: str, cfg: SweepConfig, command_line: str = ""):
-        self.path = path
-        self.cfg = cfg
-        self.journal = path + ".points"
-        marker = os.path.join(self.journal, "config_hash")
-        if os.path.exists(path) and not self._readable() and self._journal_hash() == cfg.hash:
-            # killed while writing the sweep file: every finished point is in the journal
-            aside = path + ".unreadable"
-            os.replace(path, aside)
-            print(f"spinicl: {path} could not be opened (the coordinator was killed while "
-                  f"writing it?); moved to {aside} and rebuilt from the journal "
-                  f"{self.journal}", file=sys.stderr)
-        if os.path.exists(path):
-            self._check_existing()
-        self._set_aside_stale_journal()
-        os.makedirs(self.journal, exist_ok=True)
-        if not os.path.exists(path):
-            self._create(command_line)
-        if not os.path.exists(marker):
-            with open(marker + ".tmp", "w") as fh:
-                fh.write(cfg.hash)
-            os.replace(marker + ".tmp", marker)
-        self.status = self._read_status()
-        self._pending: list[dict[str, Any]] = []
-        self.merge_journal()
-
-    def _create(self, command_line: str) -> None:
-        tmp = self.path + ".tmp"
-        pts = self.cfg.points
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT_NAME
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["spinicl_version"] = __version__
-            f.attrs["config"] = json.dumps(self.cfg.canonical(), sort_keys=True)
-            f.attrs["config_hash"] = self.cfg.hash
-            f.attrs["command_line"] = command_line
-            f.attrs["status"] = "running"
-            rows = [p.row() for p in pts]
-            for col in ("id", "D", "N", "P", "K", "seed"):
-                f.create_dataset(f"grid/{col}", data=np.array([r[col] for r in rows],
-                                                              dtype=np.int64))
-            for col in ("alpha", "lam"):
-                f.create_dataset(f"grid/{col}", data=np.array([r[col] for r in rows],
-                                                              dtype=float))
-            f.create_dataset("grid/seconds", data=np.full(len(pts), np.nan))
-            st = h5py.string_dtype()
-            f.create_dataset("grid/status", data=np.array(["pending"] * len(pts), dtype=object),
-                             dtype=st)
-            f.create_dataset("grid/message", data=np.array([""] * len(pts), dtype=object),
-                             dtype=st)
-            f.create_group("points")
-        os.replace(tmp, self.path)
-
-    def _readable(self) -> bool:
-        try:
-            with h5py.File(self.path, "r") as f:
-                f["grid/status"][...]
-        except (OSError, KeyError):
-            return False
-        return True
-
-    def _journal_hash(self) -> str | None:
-        """The config hash the journal was started with (None for an older journal)."""
-        try:
-            with open(os.path.join(self.journal, "config_hash")) as fh:
-                return fh.read().strip()
-        except OSError:
-            return None
-
-    def _set_aside_stale_journal(self) -> None:
-        """Move a journal left by a sweep of another configuration (a different hash in
-        its ``config_hash`` marker) to ``OUT.points.stale-<hash>``, with one line on
-        stderr: it is never merged into this sweep, and nothing of it is deleted."""
-        old = self._journal_hash()
-        if not os.path.isdir(self.journal) or old is None or old == self.cfg.hash:
-            return
-        aside = f"{self.journal}.stale-{re.sub(r'[^0-9A-Za-z]', '', old)[:16] or 'x'}"
-        if os.path.exists(aside):
-            aside = f"{aside}.{time.time_ns()}"
-        os.replace(self.journal, aside)
-        print(f"spinicl: the journal {self.journal} belongs to another sweep configuration "
-              f"({old}, this is {self.cfg.hash}); moved to {aside}, not merged",
-              file=sys.stderr)
-
-    def _check_existing(self) -> None:
-        try:
-            with h5py.File(self.path, "r") as f:
-                fmt = f.attrs.get("format")
-                h = f.attrs.get("config_hash")
-        except OSError as exc:
-            raise ConfigError("out", "a readable spinicl sweep file (or a new path)",
-                              self.path, str(exc).splitlines()[0]) from None
-        if fmt != FORMAT_NAME:
-            raise ConfigError("out", "a spinicl sweep file (or a new path)", self.path,
-                              "the file exists and is not a sweep file")
-        if h != self.cfg.hash:
-            raise ConfigError("out", "a sweep file made from the same config (or a new "
-                              "path)", self.path, f"it belongs to config {h}, this is "
-                              f"{self.cfg.hash}")
-
-    def _read_status(self) -> list[str]:
-        with h5py.File(self.path, "r") as f:
-            return [s.decode() if isinstance(s, bytes) else s for s in f["grid/status"][...]]
-
-    def merge_journal(self) -> int:
-        """Merge finished points from the journal that the sweep file lacks."""
-        new = []
-        for name in os.listdir(self.journal):
-            m = re.fullmatch(r"(\d{1,18})\.h5", name)
-            if m is None:
-                continue
-            pid = int(m.group(1))
-            if pid >= len(self.status) or self.status[pid] == "done":
-                continue  # outside this grid (a foreign file), or merged already
-            r = _read_journal(os.path.join(self.journal, name))
-            # a point of another configuration (or an unstamped one) is never merged:
-            # it simply runs again
-            if r is not None and r["id"] == pid and r.get("config_hash") == self.cfg.hash:
-                new.append(r)
-        self._pending.extend(new)
-        self.flush()
-        return len(new)
-
-    def add(self, result: dict[str, Any]) -> None:
-        _write_journal(self.journal, result, self.cfg.hash)
-        self._pending.append(result)
-
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        with h5py.File(self.path, "r+") as f:
-            for r in self._pending:
-                pid = r["id"]
-                key = f"points/{pid}"
-                if key in f:
-                    del f[key]
-                if r["status"] == "done":
-                    _write_point_group(f.create_group(key), r)
-                f["grid/status"][pid] = r["status"]
-                f["grid/message"][pid] = r.get("message", "")
-                f["grid/seconds"][pid] = r.get("seconds", np.nan)
-                self.status[pid] = r["status"]
-        self._pending.clear()
-
-    def close(self, interrupted: bool = False) -> None:
-        self.flush()
-        complete = all(s in ("done", "failed") for s in self.status)
-        with h5py.File(self.path, "r+") as f:
-            f.attrs["status"] = ("complete" if complete and not interrupted else
-                                 "interrupted" if interrupted else "incomplete")
-        if complete and not any(s == "failed" for s in self.status):
-            shutil.rmtree(self.journal, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- executors
@@ -867,7 +630,7 @@ def _inprocess_results(todo: list[PointSpec], flag: dict):
 def _local_results(todo: list[PointSpec], workers: int, flag: dict):
     """Yield results from a process pool; a lost worker process restarts the pool and
     the unfinished points run again. Polls ``flag`` (a stop request) twice a second."""
-    from spinicl.signals import ignore_interrupts
+    from spinicl.signals import pool_worker_init
 
     remaining = {p.id: p for p in todo}
     ctx = mp.get_context("spawn")
@@ -880,7 +643,7 @@ def _local_results(todo: list[PointSpec], workers: int, flag: dict):
                                   "progress)"}
             return
         pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                      initializer=ignore_interrupts)
+                                      initializer=pool_worker_init)
         progressed = False
         broken = False
         try:
@@ -996,18 +759,3 @@ def _dask_results(client, todo: list[PointSpec], flag: dict):
     except SweepStopped:
         client.cancel(list(pending))
         raise
-
-
-# --------------------------------------------------------------------------- reading
-def read_grid(path: str) -> dict[str, np.ndarray]:
-    """The /grid table of a sweep file as arrays."""
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != FORMAT_NAME:
-            raise ConfigError("path", "a spinicl sweep file", path)
-        out = {}
-        for k in f["grid"]:
-            v = f[f"grid/{k}"][...]
-            if v.dtype == object:
-                v = np.array([s.decode() if isinstance(s, bytes) else s for s in v])
-            out[k] = v
-        return out

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import spinicl.amp as amp_mod
-from spinicl.amp import amp_for_model, amp_solve, amp_solve_loop, exact_reference
+import spinicl.theory.amp as amp_mod
 from spinicl.config import ConfigError
 from spinicl.models import build_model
 from spinicl.prompts import make_task
+from spinicl.theory.amp import amp_for_model, amp_solve, amp_solve_loop, exact_reference
 
 BETA = 100.0
 

@@ -14,7 +14,9 @@ import math
 import numpy as np
 import pytest
 
-from spinicl.asymptotic import (
+from spinicl.cli import main
+from spinicl.config import ConfigError, TaskConfig
+from spinicl.theory.asymptotic import (
     asymptotic_test_mse,
     from_spinicl,
     kappa_c,
@@ -27,8 +29,6 @@ from spinicl.asymptotic import (
     ridgeless_icl,
     ridgeless_idg,
 )
-from spinicl.cli import main
-from spinicl.config import ConfigError, TaskConfig
 
 INF = math.inf
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spinicl.baselines import (
+from spinicl.config import ConfigError
+from spinicl.models import predict
+from spinicl.prompts import PromptSet, make_task
+from spinicl.theory.baselines import (
     BaselineResult,
     SetScore,
     baselines,
@@ -19,9 +22,6 @@ from spinicl.baselines import (
     ridge_predict,
     score,
 )
-from spinicl.config import ConfigError
-from spinicl.models import predict
-from spinicl.prompts import PromptSet, make_task
 
 
 def _head(ps: PromptSet, n: int) -> PromptSet:
@@ -183,7 +183,7 @@ def test_baselines_keys(pool_task):
 
 def test_blocking_does_not_change_results(pool_task, monkeypatch):
     """Small blocks (many prompt blocks, one pool vector per chunk) give the same numbers."""
-    import spinicl.baselines as bl
+    import spinicl.theory.baselines as bl
 
     ps, pool = pool_task.test_in_distribution, pool_task.pool
     want_dm = dmmse_predict(ps, pool, 0.3)

@@ -17,7 +17,7 @@ from spinicl.bench import (
 from spinicl.config import ConfigError, TaskConfig
 from spinicl.models import build_model
 from spinicl.prompts import make_task
-from spinicl.theory import gaussian_theory
+from spinicl.theory.gaussian import gaussian_theory
 
 TINY = TaskConfig(D=3, N=6, P=60, lam=0.05, test_prompts=20)
 
@@ -79,7 +79,7 @@ def test_skipped_rows_and_factored():
 
 
 @pytest.mark.parametrize("kw, param", [
-    ({"samplers": ("mala", "hmc")}, "sampler"),
+    ({"samplers": ("mala", "nuts")}, "sampler"),
     ({"samplers": ()}, "samplers"),
     ({"budget_seconds": 0}, "budget_seconds"),
     ({"replicas": 0}, "replicas"),

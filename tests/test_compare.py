@@ -12,24 +12,23 @@ import numpy as np
 import pytest
 
 from spinicl import make_task
-from spinicl.compare import (
+from spinicl.analysis.compare import (
     compare_run_and_training,
     format_compare_table,
     percentile_of,
-    plot_weights_and_losses,
     z_score,
 )
 from spinicl.config import ConfigError, SampleConfig, TaskConfig
+from spinicl.io.training_file import read_training, write_training
 from spinicl.models import build_model
+from spinicl.plots import plot_weights_and_losses
 from spinicl.runner import run_sample
-from spinicl.theory import gaussian_theory
+from spinicl.theory.gaussian import gaussian_theory
 from spinicl.training import (
     HISTORY_KEYS,
     TrainConfig,
     compare_to_ground_state,
-    read_training,
     train,
-    write_training,
 )
 
 TASK = TaskConfig(D=3, N=10, P=200, lam=0.05, test_prompts=200, seed=7)
@@ -286,10 +285,10 @@ def test_figure_refuses_a_temperature_off_the_ladder_and_a_bad_suffix(env, tmp_p
 
 
 def test_snapshot_statistics_do_not_depend_on_the_chunk_size(env):
-    from spinicl.compare import _boltzmann_means, _load_pair
+    from spinicl.analysis.compare import boltzmann_means, load_pair
 
-    pair = _load_pair(env["run"], env["train"])
-    whole, tiny = pair.means, _boltzmann_means(pair, chunk_bytes=1)
+    pair = load_pair(env["run"], env["train"])
+    whole, tiny = pair.means, boltzmann_means(pair, chunk_bytes=1)
     np.testing.assert_allclose(tiny.means, whole.means, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(tiny.spread, whole.spread, rtol=1e-9)
     np.testing.assert_allclose(tiny.noise, whole.noise, rtol=1e-9)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spinicl import ConfigError
-from spinicl.diagnostics import (
+from spinicl.analysis.diagnostics import (
     autocorrelation,
     ess,
     split_rhat,

@@ -14,9 +14,9 @@ import h5py
 import numpy as np
 import pytest
 
-from spinicl import diagnostics
+from spinicl.analysis import diagnostics
 from spinicl.config import ConfigError, SampleConfig, TaskConfig
-from spinicl.export import (
+from spinicl.io.loaders import (
     MissingExtraError,
     export_file,
     file_kind,
@@ -29,9 +29,10 @@ from spinicl.export import (
     sweep_info,
     to_inference_data,
 )
+from spinicl.io.run import create_layout, open_run, read_checkpoint
+from spinicl.io.sweep_file import SweepWriter
 from spinicl.runner import run_sample
-from spinicl.store import create_layout, open_run, read_checkpoint
-from spinicl.sweep import SweepWriter, parse_sweep, run_point, run_sweep
+from spinicl.sweep import parse_sweep, run_point, run_sweep
 
 pd = pytest.importorskip("pandas")
 xr = pytest.importorskip("xarray")
@@ -195,8 +196,9 @@ def test_load_sweep_sample_mode_equals_the_stored_numbers(files):
     df = load_sweep(files["sample"])
     _, points = check_sweep_frame(df, files["sample"])
     assert len(points) == 4 and len(df) == 4 * 3
-    assert list(df.columns[:11]) == ["id", "D", "N", "P", "K", "alpha", "lam", "seed",
-                                     "rung", "T", "beta"]
+    # the grid's axes (the D → ∞ variables alpha_L, kappa, tau after the named ones)
+    assert list(df.columns[:14]) == ["id", "D", "N", "P", "K", "alpha", "lam", "seed",
+                                     "alpha_L", "kappa", "tau", "rung", "T", "beta"]
     assert list(df.columns[-3:]) == ["status", "message", "seconds"]
     for stat in ("mean", "stderr", "exact", "tau_int", "ess", "rhat"):
         assert f"test_mse_novel_{stat}" in df
@@ -281,7 +283,7 @@ def test_run_summary_table(files):
 
 def test_load_run_while_the_writer_holds_it_in_swmr_mode(files, tmp_path):
     """A live SWMR writer: only records up to its last checkpoint are read."""
-    from spinicl.store import RunWriter
+    from spinicl.io.run import RunWriter
 
     traces, _, theory, T, _ = raw_run(files["run"])
     with open_run(files["run"]) as f:
@@ -301,7 +303,7 @@ def test_load_run_while_the_writer_holds_it_in_swmr_mode(files, tmp_path):
         writer.flush(state, int(traces["step"][6]))   # records 0..6 + checkpoint
         for i in range(7, 10):
             writer.append({k: traces[k][i] for k in names})
-        writer._write_records()                       # written, not yet checkpointed
+        writer.write_records()                       # written, not yet checkpointed
         writer.f.flush()
         ds = load_run(path)                           # the writer is still open
         assert ds.sizes["record"] == 7 and ds.attrs["status"] == "running"
@@ -318,9 +320,9 @@ def test_load_run_of_a_failed_run_keeps_its_records(tmp_path, monkeypatch):
     """A run that failed (disk full after three flushes): its flushed records load."""
     import errno
 
-    from spinicl import store
+    from spinicl.io import run as store
 
-    real = store.RunWriter._write_records
+    real = store.RunWriter.write_records
     calls = {"n": 0}
 
     def failing(self):
@@ -329,7 +331,7 @@ def test_load_run_of_a_failed_run_keeps_its_records(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         real(self)
 
-    monkeypatch.setattr(store.RunWriter, "_write_records", failing)
+    monkeypatch.setattr(store.RunWriter, "write_records", failing)
     path = str(tmp_path / "full.h5")
     res = run_sample(run_config().replace(flush_every=4, burn_in=0), path, progress=False)
     assert res.status == "failed"

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from spinicl.config import ConfigError
-from spinicl.sweep import parse_sweep, read_grid, run_sweep, sweep_lock
+from spinicl.io.sweep_file import read_grid, sweep_lock
+from spinicl.sweep import parse_sweep, run_sweep
 
 THEORY_TOML = """
 [sweep]
@@ -116,7 +117,7 @@ def test_sweep_lock_is_released_by_a_killed_holder(tmp_path):
     out = str(tmp_path / "s.h5")
     code = textwrap.dedent(f"""
         import os, signal
-        from spinicl.sweep import sweep_lock
+        from spinicl.io.sweep_file import sweep_lock
         with sweep_lock({out!r}):
             print("locked", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
@@ -170,7 +171,7 @@ def test_two_coordinators_at_once_one_runs_the_other_is_refused(tmp_path):
 
 # ----------------------------------------------------------------- exclusive outputs
 def test_place_new_file_is_exclusive_without_force(tmp_path):
-    from spinicl.store import place_new_file
+    from spinicl.io.run import place_new_file
 
     out, tmp = tmp_path / "o.h5", tmp_path / "o.h5.1.tmp"
     tmp.write_text("mine")
@@ -239,10 +240,11 @@ def test_two_concurrent_samples_to_one_output_only_one_succeeds(tmp_path):
 def test_training_output_is_exclusive_too(tmp_path, monkeypatch):
     """`spinicl train -o` uses the same exclusive move."""
     from spinicl import training
+    from spinicl.io import training_file
 
     out = tmp_path / "t.h5"
     calls = {}
-    real = training.place_new_file
+    real = training_file.place_new_file
 
     def racing(tmp, path, force):
         if not calls:
@@ -250,14 +252,14 @@ def test_training_output_is_exclusive_too(tmp_path, monkeypatch):
             calls["x"] = 1
         return real(tmp, path, force)
 
-    monkeypatch.setattr(training, "place_new_file", racing)
+    monkeypatch.setattr(training_file, "place_new_file", racing)
     from spinicl.config import TaskConfig
     from spinicl.prompts import make_task
 
     task = make_task(TaskConfig(D=3, N=6, P=20, test_prompts=20))
     result = training.train(task, training.TrainConfig(epochs=2))
     with pytest.raises(ConfigError):
-        training.write_training(str(out), task, result)
+        training_file.write_training(str(out), task, result)
     assert out.read_bytes() == b"other"
     assert sorted(os.listdir(tmp_path)) == ["t.h5"]
 

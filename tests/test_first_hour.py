@@ -14,13 +14,13 @@ import pytest
 from click.testing import CliRunner
 
 import spinicl
-from spinicl.baselines import baselines
 from spinicl.cli import cli
 from spinicl.config import ConfigError, TaskConfig
 from spinicl.plots import phase_data, plot_cut, plot_phase, plot_sweep
 from spinicl.progress import ProgressLine
 from spinicl.prompts import make_task
 from spinicl.sweep import parse_sweep, run_sweep
+from spinicl.theory.baselines import baselines
 
 PACKAGE_DIR = os.path.dirname(spinicl.__file__)
 
@@ -300,3 +300,66 @@ def test_first_progress_line_has_no_eta_and_set_up_time_does_not_enter_it():
     # 50 units in ~0.05 s: the remaining 49 take about as long, far below the 30 s that
     # the set-up time would have predicted
     assert "ETA 00:00:0" in second
+
+
+# ----------------------------------------------------------------- sweeps in (α, κ, τ)
+ASY_TOML = """
+[sweep]
+mode = "theory"
+[task]
+D = 6
+lam = 1e-4
+test_prompts = 200
+[grid]
+tau = [0.5, 2.0, 3.0]
+kappa = [1.5, "P"]
+alpha_L = [2]
+seed = [0]
+[sampler]
+temps = "1e-9:1e-6:3"
+"""
+
+
+def test_sweep_axes_of_the_asymptotic_theory():
+    cfg = parse_sweep(ASY_TOML)
+    got = [(p.task.P, p.task.pool_size, p.task.N) for p in cfg.points]
+    assert got == [(18, 9, 12), (18, 18, 12), (72, 9, 12), (72, 72, 12), (108, 9, 12),
+                   (108, 108, 12)]
+    rows = [p.row() for p in cfg.points]
+    assert [r["kappa"] for r in rows] == [1.5, np.inf] * 3
+    assert [r["tau"] for r in rows] == [0.5, 0.5, 2.0, 2.0, 3.0, 3.0]
+    with pytest.raises(ConfigError) as err:
+        parse_sweep(ASY_TOML.replace("alpha_L = [2]", "alpha_L = [2]\nN = [10]"))
+    assert err.value.param == "grid" and "N, alpha_L" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        parse_sweep(ASY_TOML.replace('kappa = [1.5, "P"]', "kappa = [0.01]"))
+    assert err.value.param == "grid.kappa"
+
+
+def test_asymptotic_overlay_is_the_mapped_formula(tmp_path):
+    from spinicl.plots import asymptotic_curve
+    from spinicl.theory.asymptotic import from_spinicl
+
+    run_sweep(parse_sweep(ASY_TOML), str(tmp_path / "a.h5"), workers=1, progress=False)
+    fixed = {"D": 6, "N": 12, "K": 9, "lam": 1e-4}
+    taus = np.array([0.5, 2.0, 3.0])
+    got = asymptotic_curve(tmp_path / "a.h5", "tau", "test_mse_novel", fixed, taus)
+    want = [from_spinicl(TaskConfig(D=6, N=12, P=round(t * 36), K=9, lam=1e-4))
+            .test_mse_novel_ridge() for t in taus]
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    # the in-distribution error exists only where the ridge is negligible
+    idg = asymptotic_curve(tmp_path / "a.h5", "tau", "test_mse_in_distribution",
+                           {**fixed, "lam": 1e-12}, taus)
+    want = [from_spinicl(TaskConfig(D=6, N=12, P=round(t * 36), K=9, lam=1e-12))
+            .test_mse_in_distribution() for t in taus]
+    np.testing.assert_allclose(idg, want, rtol=1e-10)
+    assert np.isnan(asymptotic_curve(tmp_path / "a.h5", "tau", "test_mse_in_distribution",
+                                     {**fixed, "lam": 1.0}, taus)).all()
+    notes: list[str] = []
+    plot_cut(tmp_path / "a.h5", x="tau", z=["test_mse_novel", "test_mse_in_distribution"],
+             by="T", where={"kappa": 1.5}, asymptotic=True, out=tmp_path / "c.png",
+             notes=notes)
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    plot_phase(tmp_path / "a.h5", x="kappa", y="T", where={"tau": 2.0},
+               out=tmp_path / "p.png", notes=notes)
+    assert any("kappa = ∞" in n for n in notes)

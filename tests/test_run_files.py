@@ -161,7 +161,7 @@ def test_killed_while_finishing_keeps_a_resumable_file(tmp_path):
     path = str(tmp_path / "finish.h5")
     code = textwrap.dedent("""
         import os, signal, sys
-        from spinicl import store
+        from spinicl.io import run as store
         from spinicl.cli import main
         import spinicl.runner
         real = store.finish_run
@@ -261,10 +261,10 @@ def test_toml_config_with_command_line_override(tmp_path):
 
 
 def test_disk_full_marks_the_run_failed_and_keeps_its_records(tmp_path, monkeypatch):
-    from spinicl import store
+    from spinicl.io import run as store
 
     path = str(tmp_path / "full.h5")
-    real = store.RunWriter._write_records
+    real = store.RunWriter.write_records
     calls = {"n": 0}
 
     def failing(self):
@@ -273,7 +273,7 @@ def test_disk_full_marks_the_run_failed_and_keeps_its_records(tmp_path, monkeypa
             raise OSError(errno.ENOSPC, "No space left on device")
         real(self)
 
-    monkeypatch.setattr(store.RunWriter, "_write_records", failing)
+    monkeypatch.setattr(store.RunWriter, "write_records", failing)
     res = run_sample(small_config(steps=2000, burn_in=0), path, progress=False)
     assert res.status == "failed" and "disk full" in res.message and res.exit_code == 1
     with h5py.File(path, "r") as f:

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from spinicl import make_task
-from spinicl.diagnostics import summarize
+from spinicl.analysis.diagnostics import summarize
 from spinicl.models import build_model
 from spinicl.samplers import Ladder, make_sampler, sample_trace
-from spinicl.theory import factored_ground_state
+from spinicl.theory.gaussian import factored_ground_state
 
 Z = 4.5
 

@@ -1,7 +1,7 @@
 """Local samplers against the exact Gaussian answers (docs/model.md §1.4).
 
 Every tolerance is Z standard errors of the estimate, the error coming from the
-effective sample size measured on the chain itself (spinicl.diagnostics).
+effective sample size measured on the chain itself (spinicl.analysis.diagnostics).
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from spinicl import make_task
-from spinicl.diagnostics import summarize
+from spinicl.analysis.diagnostics import summarize
 from spinicl.models import build_model
 from spinicl.samplers import Ladder, make_sampler, sample_trace
-from spinicl.theory import gaussian_theory
+from spinicl.theory.gaussian import gaussian_theory
 
 Z = 4.5  # standard errors
 

@@ -8,11 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from spinicl.cli import main
-from spinicl.config import ConfigError
-from spinicl.models import predict
-from spinicl.prompts import make_task
-from spinicl.scaling import (
+from spinicl.analysis.scaling import (
     choose_fit,
     fit_finite_size,
     ground_state,
@@ -22,6 +18,10 @@ from spinicl.scaling import (
     scaling_study,
     seeds_per_d,
 )
+from spinicl.cli import main
+from spinicl.config import ConfigError
+from spinicl.models import predict
+from spinicl.prompts import make_task
 
 DS = np.array([10.0, 20.0, 40.0, 80.0])
 

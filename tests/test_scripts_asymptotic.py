@@ -1,7 +1,7 @@
 """The two D → ∞ comparison scripts run end to end (hidden ``--tiny`` size, < 15 s each).
 
 Same pattern as ``tests/test_scripts.py``: a subprocess as documented, then the CSV files:
-columns, finite values, and the D → ∞ column equal to :mod:`spinicl.asymptotic`.
+columns, finite values, and the D → ∞ column equal to :mod:`spinicl.theory.asymptotic`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from test_scripts import check, figures, num, read, run_script
 
-from spinicl.asymptotic import asymptotic_test_mse
+from spinicl.theory.asymptotic import asymptotic_test_mse
 
 
 def test_asymptotic_double_descent(tmp_path):

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from spinicl.config import ConfigError
-from spinicl.sweep import load_sweep, parse_sweep, read_grid, run_sweep
+from spinicl.io.sweep_file import read_grid
+from spinicl.sweep import load_sweep, parse_sweep, run_sweep
 
 SAMPLE_TOML = """
 [sweep]

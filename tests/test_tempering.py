@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spinicl import ConfigError, make_task
-from spinicl.diagnostics import summarize
+from spinicl.analysis.diagnostics import summarize
 from spinicl.models import build_model
 from spinicl.samplers import (
     Ladder,
@@ -16,7 +16,7 @@ from spinicl.samplers import (
     make_sampler,
     sample_trace,
 )
-from spinicl.theory import gaussian_theory
+from spinicl.theory.gaussian import gaussian_theory
 
 Z = 4.5
 

@@ -6,7 +6,7 @@ import pytest
 
 from spinicl import ConfigError, make_task
 from spinicl.models import build_model, mse
-from spinicl.theory import (
+from spinicl.theory.gaussian import (
     exact_samples,
     factored_ground_state,
     gaussian_theory,

@@ -10,7 +10,7 @@ import pytest
 from spinicl import ConfigError, make_task
 from spinicl.models import DenseData, FactoredModel, MergedModel, build_model
 from spinicl.prompts import PromptSet
-from spinicl.theory import factored_ground_state, gaussian_theory
+from spinicl.theory.gaussian import factored_ground_state, gaussian_theory
 from spinicl.training import (
     COMPARE_KEYS,
     TrainConfig,

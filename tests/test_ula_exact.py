@@ -6,11 +6,16 @@ import numpy as np
 import pytest
 
 from spinicl import make_task
-from spinicl.diagnostics import tau_from_autocorrelation, tau_int
+from spinicl.analysis.diagnostics import tau_from_autocorrelation, tau_int
 from spinicl.models import build_model
 from spinicl.observables import exact_references
 from spinicl.samplers import Ladder, make_sampler, sample_trace
-from spinicl.theory import gaussian_theory, ula_autocovariance, ula_modes, ula_tau_int
+from spinicl.theory.gaussian import (
+    gaussian_theory,
+    ula_autocovariance,
+    ula_modes,
+    ula_tau_int,
+)
 
 
 @pytest.fixture(scope="module")

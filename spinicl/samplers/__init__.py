@@ -8,19 +8,22 @@
 >>> state, info = sampler.run(state, 10000)                # frozen kernel: production
 >>> sampler.positions(state).shape                         # (n_temps, copies, n_spins)
 
-Kernels: ``ula`` (:mod:`.ula`), ``mala`` (:mod:`.mala`), ``baoab`` (:mod:`.baoab`),
-``exact`` (:mod:`.exact`); shared machinery in :mod:`.base`, Numba code in
-:mod:`.kernels`, random streams in :mod:`.rng`, ladders and swap theory in
-:mod:`.tempering`.
+One module per sampler, each a compiled step over its own state and a
+:class:`~.common.Kernel` describing it: ``ula`` (:mod:`.ula`), ``mala`` (:mod:`.mala`),
+``baoab`` (:mod:`.baoab`), ``exact`` (:mod:`.exact`), ``hmc`` (:mod:`.hmc`). What they
+share (step signature, preconditioner, preconditioned gradient and move) is in
+:mod:`.common`; replica exchange, step-size adaptation, divergence checks and the
+checkpointable state are composed around any of them in :mod:`.driver`; random streams
+in :mod:`.rng`; ladders and swap theory in :mod:`.tempering`. The list of samplers, their
+options and compatibility rules live in :mod:`spinicl.registry`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from spinicl.config import check_choice
-from spinicl.samplers.baoab import BAOABSampler
-from spinicl.samplers.base import (
+from spinicl import registry
+from spinicl.samplers.driver import (
     PRECONDITIONERS,
     Sampler,
     SamplerDivergence,
@@ -29,39 +32,36 @@ from spinicl.samplers.base import (
     Trace,
     sample_trace,
 )
-from spinicl.samplers.exact import ExactSampler
-from spinicl.samplers.mala import MALASampler
 from spinicl.samplers.tempering import (
     Ladder,
     adapt_betas,
     communication_barrier,
     gaussian_swap_acceptance,
 )
-from spinicl.samplers.ula import ULASampler
 
-SAMPLERS = ("ula", "mala", "baoab", "exact")
-_CLASSES = {"ula": ULASampler, "mala": MALASampler, "baoab": BAOABSampler,
-            "exact": ExactSampler}
+SAMPLERS = registry.sampler_names()
 
 
 def make_sampler(model, sampler: str = "mala", *, ladder: Ladder | None = None,
                  copies: int = 2, step: Any = None, gamma: float = 1.0,
                  precondition: str = "none", swap_every: int = 10,
                  adapt_ladder: bool = False, seed: int = 0, blas_threads: int = 1,
-                 target_accept: float = 0.574, threads: int | None = None) -> Sampler:
+                 target_accept: float | None = None, threads: int | None = None,
+                 **options: Any) -> Sampler:
     """Build a replica-exchange sampler.
 
     Parameters
     ----------
-    model : MergedModel or FactoredModel
+    model : Model
         From :func:`spinicl.models.build_model`; needs λ > 0.
-    sampler : {"ula", "mala", "baoab", "exact"}
+    sampler : {"mala", "ula", "baoab", "exact", "hmc"}
+        See :mod:`spinicl.registry`.
     ladder : Ladder, optional
         Default ``Ladder.geometric(1e-5, 1e-1, 8)``.
     copies : int
         Copies per temperature (>= 2 for overlaps).
     step : float or array (n_temps,), optional
-        Step size per rung; default derived from the model (see :mod:`.base`).
+        Step size per rung; default derived from the model (see :mod:`.driver`).
     gamma : float
         BAOAB friction.
     precondition : {"none", "diag", "dense"}
@@ -73,26 +73,28 @@ def make_sampler(model, sampler: str = "mala", *, ladder: Ladder | None = None,
         Root seed.
     blas_threads : int
         BLAS threads pinned during a run.
-    target_accept : float
-        MALA target acceptance (0.574).
+    target_accept : float, optional
+        Target acceptance of the step-size adaptation (default: the sampler's, 0.574
+        for MALA, 0.65 for HMC).
     threads : int, optional
         Numba threads of a run (default: 1 for small batches, else all); results do
         not depend on it.
+    **options
+        The sampler's own options (``leapfrog`` for hmc; :mod:`spinicl.registry`).
 
     Returns
     -------
     Sampler
     """
-    sampler = check_choice("sampler", sampler, SAMPLERS)
-    return _CLASSES[sampler](model, ladder=ladder, copies=copies, step=step, gamma=gamma,
-                             precondition=precondition, swap_every=swap_every,
-                             adapt_ladder=adapt_ladder, seed=seed,
-                             blas_threads=blas_threads, target_accept=target_accept,
-                             threads=threads)
+    kernel = registry.kernel(sampler)
+    return Sampler(model, kernel, ladder=ladder, copies=copies, step=step, gamma=gamma,
+                   precondition=precondition, swap_every=swap_every,
+                   adapt_ladder=adapt_ladder, seed=seed, blas_threads=blas_threads,
+                   target_accept=target_accept, threads=threads, options=options)
 
 
 __all__ = [
-    "PRECONDITIONERS", "SAMPLERS", "BAOABSampler", "ExactSampler", "Ladder", "MALASampler",
-    "Sampler", "SamplerDivergence", "SamplerState", "StepInfo", "Trace", "ULASampler",
-    "adapt_betas", "communication_barrier", "gaussian_swap_acceptance", "make_sampler", "sample_trace",
+    "PRECONDITIONERS", "SAMPLERS", "Ladder", "Sampler", "SamplerDivergence", "SamplerState",
+    "StepInfo", "Trace", "adapt_betas", "communication_barrier", "gaussian_swap_acceptance",
+    "make_sampler", "sample_trace",
 ]

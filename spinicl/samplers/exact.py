@@ -1,36 +1,57 @@
-"""Exact independent samples of the Gaussian merged model: W = m + L⁻ᵀz/√β, A = LLᵀ.
+"""Exact independent samples of a Gaussian model: W = m + L⁻ᵀz/√β, A = LLᵀ.
 
 Each step replaces every replica by a fresh independent draw (one GEMM against L⁻¹ for
-the batch): the reference and the speed limit of the local samplers. Needs the merged
-model with the dense representation; swaps are allowed but change nothing in law.
+the batch): the reference and the speed limit of the local samplers. Needs a Gaussian
+model with a Cholesky factor (merged, dense representation; the registry's rules);
+swaps are allowed but change nothing in law. The gradient cache is not updated (this
+sampler never uses it).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
 
-from spinicl.config import ConfigError
-from spinicl.models import DenseData, MergedModel
-from spinicl.samplers import kernels as K
-from spinicl.samplers.base import Sampler
+from spinicl import linalg
+from spinicl.samplers.common import STEP_SIG, Kernel
+from spinicl.samplers.rng import TAG_NOISE, fill_normals
 
 
-class ExactSampler(Sampler):
-    """Cholesky sampler (see :class:`Sampler` for parameters; ``step`` is ignored)."""
+@njit(STEP_SIG, cache=True, parallel=True)
+def step(X, E, V, S, Xp, Ep, Vp, Sp, work, accp, eta, betas, copies, keys, t, sp, sv, sm,
+         energy, M1, M2, v1, fp, ip, pmode, bdiag, B, BT):
+    """Fresh draws (sp = (E(m),), sv = m, sm = L⁻¹)."""
+    R, n = X.shape
+    XI = work[0]
+    e_ground = sp[0]
+    for r in prange(R):
+        fill_normals(keys[r], t, TAG_NOISE, XI[r])
+    for r in prange(R):
+        sc = 1.0 / np.sqrt(betas[r // copies])
+        for i in range(n):
+            XI[r, i] *= sc
+    Z = np.dot(XI, sm)
+    for r in prange(R):
+        zz = 0.0
+        for i in range(n):
+            Xp[r, i] = sv[i] + Z[r, i]
+            zz += XI[r, i] * XI[r, i]
+            Vp[r, i] = V[r, i]
+        # E(m + L^-T z / sqrt(beta)) = E(m) + |z|^2 / (2 beta)  (XI holds z/sqrt(beta))
+        Ep[r] = e_ground + 0.5 * zz
+        accp[r] = 1.0
+
+
+class Exact(Kernel):
+    """Cholesky sampler (``step`` is ignored)."""
 
     name = "exact"
-    kind = K.EXACT
+    step = staticmethod(step)
 
-    def _check_kind(self) -> None:
-        if not isinstance(self.model, MergedModel):
-            raise ConfigError("model", "merged for the exact sampler (the factored model "
-                              "is not Gaussian)", getattr(self.model, "name", self.model))
-        if not isinstance(self.model.data, DenseData):
-            raise ConfigError("representation", "dense for the exact sampler (it needs the "
-                              "Cholesky factor of A)", self.model.representation)
-        if self.precondition != "none":
-            raise ConfigError("precondition", "none for the exact sampler",
-                              self.precondition)
+    def params(self):
+        m = self.model
+        Linv = np.ascontiguousarray(linalg.inverse_cholesky(m.cholesky(required=True)))
+        return (np.array([m.ground_energy()]), np.ascontiguousarray(m.ridge_mean()), Linv)
 
-    def default_step(self) -> np.ndarray:
-        return np.zeros(self.n_temps)
+    def default_step(self, bound: np.ndarray) -> np.ndarray:
+        return np.zeros_like(bound)

@@ -38,7 +38,6 @@ _TWO53 = 1.0 / 9007199254740992.0
 TAG_NOISE = 0
 TAG_ACCEPT = 1
 TAG_SWAP = 2
-TAG_INIT = 3
 
 
 @njit(cache=True, inline="always")

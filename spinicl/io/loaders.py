@@ -13,7 +13,9 @@ Readers (all read-only, none changes a file; each works on a file still being wr
 
 pandas and xarray (and arviz, h5netcdf for the functions that need them) are the optional
 ``export`` extra: ``pip install "spinicl[export]"``; they are imported inside the
-functions, so ``import spinicl.export`` itself needs only numpy and h5py.
+functions, so ``import spinicl.io.loaders`` itself needs only numpy and h5py.
+Sweep files are read through :func:`spinicl.io.sweep_file.read_sweep` (as the plots read
+them), run files through :func:`spinicl.io.run.open_run`.
 
 Conventions
 -----------
@@ -26,20 +28,22 @@ and ArviZ objects.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import tempfile
 import textwrap
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 
 from spinicl.config import ConfigError
+from spinicl.io.hdf5 import as_str, open_read, plain
+from spinicl.io.run import FORMAT_NAME as RUN_FORMAT
+from spinicl.io.sweep_file import FORMAT_NAME as SWEEP_FORMAT
+from spinicl.io.sweep_file import PointResults, read_sweep
 from spinicl.observables import SHAPES
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -61,8 +65,6 @@ __all__ = [
     "to_inference_data",
 ]
 
-SWEEP_FORMAT = "spinicl-sweep"
-RUN_FORMAT = "spinicl-run"
 #: Order of the statistics columns (others, if a file has them, follow sorted).
 STAT_ORDER = ("mean", "stderr", "exact", "tau_int", "ess", "rhat")
 #: Grid columns that are not axes of the grid.
@@ -93,65 +95,6 @@ def _need(module: str):
 
 
 # =========================================================================== files
-def _as_str(v: Any) -> str:
-    if isinstance(v, bytes):
-        return v.decode()
-    if isinstance(v, np.ndarray) and v.shape == ():
-        v = v[()]
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def _plain(v: Any) -> Any:
-    """An HDF5 attribute as a plain Python / netCDF-safe value (JSON strings kept)."""
-    if isinstance(v, bytes):
-        return v.decode()
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-@contextlib.contextmanager
-def _open(path: str | os.PathLike, swmr: bool, tries: int = 25,
-          wait: float = 0.2) -> Iterator[h5py.File]:
-    """Open an HDF5 file read-only.
-
-    ``swmr=True`` for run files (their writer holds them in SWMR mode; after a SIGKILL
-    they open only this way). Sweep files are written by short plain ``r+`` merges that
-    hold the HDF5 file lock: a failed open is retried for ``tries × wait`` seconds.
-
-    Raises
-    ------
-    ConfigError
-        ``path``: missing, a folder, or not a readable HDF5 file.
-    """
-    p = os.fspath(path)
-    if not os.path.isfile(p):
-        raise ConfigError("path", "an existing spinicl run or sweep file", p,
-                          "no such file" if not os.path.exists(p) else "not a file")
-    f = None
-    last: OSError | None = None
-    for attempt in range(max(1, tries)):
-        try:
-            f = h5py.File(p, "r", swmr=True) if swmr else h5py.File(p, "r")
-            break
-        except OSError as exc:
-            last = exc
-            if swmr:
-                with contextlib.suppress(OSError):
-                    f = h5py.File(p, "r")  # a file written without SWMR (no "latest" libver)
-                    break
-            if "lock" not in str(exc).lower() or attempt == tries - 1:
-                break
-            time.sleep(wait)
-    if f is None:
-        first = str(last).splitlines()[0][:160] if last else "unreadable"
-        raise ConfigError("path", "a readable HDF5 file", p, first)
-    try:
-        yield f
-    finally:
-        f.close()
-
-
 def file_kind(path: str | os.PathLike) -> str:
     """``"run"`` or ``"sweep"``, from the file's ``format`` attribute.
 
@@ -162,8 +105,8 @@ def file_kind(path: str | os.PathLike) -> str:
     """
     p = os.fspath(path)
     fmt = None
-    with _open(p, swmr=True, tries=1) as f:
-        fmt = _as_str(f.attrs.get("format", ""))
+    with open_read(p, swmr=True, tries=1) as f:
+        fmt = as_str(f.attrs.get("format", ""))
     if fmt == RUN_FORMAT:
         return "run"
     if fmt == SWEEP_FORMAT:
@@ -179,14 +122,6 @@ def is_sweep_file(path: str | os.PathLike) -> bool:
         return file_kind(path) == "sweep"
     except (ConfigError, OSError):
         return False
-
-
-def _read_column(ds: h5py.Dataset) -> np.ndarray:
-    if h5py.check_string_dtype(ds.dtype) is not None:
-        return np.array(ds.asstr()[...], dtype=object)
-    if ds.dtype.kind == "S":
-        return np.array([b.decode() for b in ds[...]], dtype=object)
-    return ds[...]
 
 
 def _obs_order(names) -> list[str]:
@@ -211,32 +146,24 @@ def _per_rung(v: np.ndarray, n_temps: int) -> np.ndarray | None:
 
 
 # =========================================================================== sweeps
-def _sweep_tables(f: h5py.File, path: str) -> tuple[dict[str, np.ndarray],
-                                                     list[dict[str, Any] | None]]:
+def _sweep_tables(path: str) -> tuple[dict[str, np.ndarray], list[dict[str, Any] | None]]:
     """The /grid columns and, per grid row, its ladder ``T`` (T,) and its statistics
-    ``stats`` {(observable, statistic): (T,)} (None for a point without results)."""
-    if _as_str(f.attrs.get("format", "")) != SWEEP_FORMAT:
-        raise ConfigError("path", "a spinicl sweep file", path,
-                          f"format attribute is {_as_str(f.attrs.get('format', ''))!r}")
-    if "grid" not in f or "id" not in f["grid"]:
-        raise ConfigError("path", "a spinicl sweep file with a /grid table", path)
-    grid = {k: _read_column(f[f"grid/{k}"]) for k in f["grid"]}
+    ``stats`` {(observable, statistic): (T,)} (None for a point without results), from
+    :func:`spinicl.io.sweep_file.read_sweep`."""
+    data = read_sweep(path)
     points: list[dict[str, Any] | None] = []
-    for pid in grid["id"]:
-        g = f.get(f"points/{int(pid)}")
-        if g is None or "ladder/T" not in g:
+    for pt in data.points:
+        if pt is None:
             points.append(None)
             continue
-        T = np.asarray(g["ladder/T"][...], dtype=float).reshape(-1)
         stats = {}
-        summ = g.get("summary")
-        for obs in (summ if summ is not None else ()):
-            for stat in summ[obs]:
-                v = _per_rung(summ[f"{obs}/{stat}"][...], T.size)
+        for obs, per_stat in pt.summary.items():
+            for stat, v in per_stat.items():
+                v = _per_rung(v, pt.T.size)
                 if v is not None:
                     stats[(obs, stat)] = v
-        points.append({"T": T, "stats": stats})
-    return grid, points
+        points.append({"T": pt.T, "stats": stats})
+    return data.grid, points
 
 
 def load_sweep(path: str | os.PathLike) -> pd.DataFrame:
@@ -273,8 +200,7 @@ def load_sweep(path: str | os.PathLike) -> pd.DataFrame:
     """
     pd = _need("pandas")
     p = os.fspath(path)
-    with _open(p, swmr=False) as f:
-        grid, points = _sweep_tables(f, p)
+    grid, points = _sweep_tables(p)
     axes = [c for c in grid if c not in GRID_META]
     front = ["id"] + [c for c in ("D", "N", "P", "K", "alpha", "lam", "seed") if c in axes]
     axes = front + sorted(c for c in axes if c not in front)
@@ -340,14 +266,14 @@ def _trace_dims(name: str, shape: tuple[int, ...], n_temps: int) -> tuple[str, .
 
 def _read_run(path: str) -> dict[str, Any]:
     """Everything :func:`load_run` needs, read in one open."""
-    from spinicl.store import StoreError, open_run
+    from spinicl.io.run import StoreError, open_run
 
     try:
         f = open_run(path)
     except StoreError as exc:
         raise ConfigError("path", "a spinicl run file", path, str(exc)) from None
     with f:
-        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        attrs = {k: plain(v) for k, v in f.attrs.items()}
         status = str(attrs.get("status", ""))
         n = _valid_records(f, status)
         T = np.asarray(f["ladder/T"][...], dtype=float)
@@ -660,7 +586,7 @@ def export_file(path: str | os.PathLike, out: str | os.PathLike, force: bool = F
     MissingExtraError
         pandas / xarray / h5netcdf not installed.
     """
-    from spinicl.store import check_new_file
+    from spinicl.io.run import check_new_file
 
     p, o = os.fspath(path), os.fspath(out)
     suffix = os.path.splitext(o)[1].lower()
@@ -690,9 +616,10 @@ def export_file(path: str | os.PathLike, out: str | os.PathLike, force: bool = F
 
 
 def _sweep_attrs(path: str) -> dict[str, Any]:
-    with _open(path, swmr=False) as f:
-        return {k: _plain(v) for k, v in f.attrs.items()
-                if isinstance(_plain(v), (str, int, float))}
+    """The root attributes of a sweep file that netCDF can hold (str, int, float)."""
+    with open_read(path, swmr=False, fmt=SWEEP_FORMAT) as f:
+        return {k: plain(v) for k, v in f.attrs.items()
+                if isinstance(plain(v), (str, int, float))}
 
 
 # =========================================================================== info
@@ -708,23 +635,21 @@ def _ratio(num: dict[str, float], den: dict[str, float]) -> dict[str, float]:
     return {"mean": float(r), "stderr": float(s), "exact": float(e)}
 
 
-def _point_values(f: h5py.File, pid: int, rung: str,
+def _point_values(pt: PointResults | None, rung: str,
                   observables: Sequence[str]) -> dict[str, Any] | None:
-    g = f.get(f"points/{pid}")
-    if g is None or "ladder/T" not in g:
+    """{T, observable: {mean, stderr, exact} or None} at the coldest or hottest rung."""
+    if pt is None or pt.T.size == 0:
         return None
-    T = np.asarray(g["ladder/T"][...], dtype=float)
-    if T.size == 0:
-        return None
+    T = pt.T
     k = int(np.argmin(T) if rung == "coldest" else np.argmax(T))
 
     def stats(obs: str) -> dict[str, float] | None:
-        s = g.get(f"summary/{obs}")
+        s = pt.summary.get(obs)
         if s is None or "mean" not in s:
             return None
         out = {}
         for st in ("mean", "stderr", "exact"):
-            v = np.asarray(s[st][...]).reshape(-1) if st in s else np.zeros(0)
+            v = s.get(st, np.zeros(0))
             out[st] = float(v[k]) if k < v.size else float("nan")
         return out
 
@@ -768,29 +693,22 @@ def sweep_info(path: str | os.PathLike,
         None when the point has no results).
     """
     p = os.fspath(path)
-    with _open(p, swmr=False) as f:
-        if _as_str(f.attrs.get("format", "")) != SWEEP_FORMAT:
-            raise ConfigError("path", "a spinicl sweep file", p)
-        attrs = {k: _plain(v) for k, v in f.attrs.items()}
-        grid = {k: _read_column(f[f"grid/{k}"]) for k in f["grid"]} if "grid" in f else {}
-        ids = [int(i) for i in grid.get("id", [])]
-        stored: set[str] = set()
-        for pid in ids:
-            s = f.get(f"points/{pid}/summary")
-            if s is not None:
-                stored.update(s)
-        table = []
-        axis_cols = [c for c in ("D", "N", "P", "K", "alpha", "lam", "seed") if c in grid]
-        for i, pid in enumerate(ids):
-            row = {"id": pid, **{c: grid[c][i].item() for c in axis_cols},
-                   "status": str(grid["status"][i]) if "status" in grid else "",
-                   "coldest": _point_values(f, pid, "coldest", observables),
-                   "hottest": _point_values(f, pid, "hottest", observables)}
-            table.append(row)
-    try:
-        cfg = json.loads(attrs.get("config", "{}"))
-    except (TypeError, ValueError):
-        cfg = {}
+    needed = {x for obs in observables for x in RATIOS.get(obs, (obs,))}
+    data = read_sweep(p, observables=sorted(needed), stats=("mean", "stderr", "exact"))
+    attrs, grid, cfg = data.attrs, data.grid, data.config
+    ids = [int(i) for i in grid["id"]]
+    stored: set[str] = set()
+    for pt in data.points:
+        if pt is not None:
+            stored.update(pt.names)
+    table = []
+    axis_cols = [c for c in ("D", "N", "P", "K", "alpha", "lam", "seed") if c in grid]
+    for i, (pid, pt) in enumerate(zip(ids, data.points, strict=True)):
+        row = {"id": pid, **{c: grid[c][i].item() for c in axis_cols},
+               "status": str(grid["status"][i]) if "status" in grid else "",
+               "coldest": _point_values(pt, "coldest", observables),
+               "hottest": _point_values(pt, "hottest", observables)}
+        table.append(row)
     status = [str(s) for s in grid.get("status", [])]
     counts = {w: 0 for w in ("complete", "failed", "pending", "running")}
     for s in status:

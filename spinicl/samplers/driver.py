@@ -1,27 +1,33 @@
-"""The sampler machinery shared by every kernel: state, setup, run loop, report.
+"""The composed sampler: any sampler's step, inside replica exchange, step-size
+adaptation, divergence checks and the state a run checkpoints.
 
 A sampler advances a batch of R = n_temps·copies replicas, slot ``r = k·copies + a``
 (rung k of the ladder, coldest first; copy a), one inverse temperature per rung shared
-by all copies. Its whole mutable state is an explicit :class:`SamplerState` of numpy
-arrays, so the store can checkpoint it field by field and a resumed run continues bit
-for bit (all randomness is counter-based, keyed by slot and step: :mod:`.rng`).
+by all copies. A sampler module (:mod:`.ula`, :mod:`.mala`, :mod:`.baoab`, :mod:`.exact`,
+:mod:`.hmc`) provides one compiled step over its own small state (spins, energies,
+whitened gradients, and its own extra per-slot state S: BAOAB's momenta, nothing for the
+others) and a :class:`~spinicl.samplers.common.Kernel` describing it; this module
+composes around it, once for all samplers:
 
-Step-size conventions (all samplers use the same η per rung for every copy):
+* :func:`run_block` — one compiled call runs a block of steps: the sampler's step
+  (a ``FunctionType`` argument, as is the model's energy), the Metropolis uniform, the
+  divergence check (a failing step is not committed), the commit, the Robbins–Monro
+  step-size adaptation during burn-in (samplers that adapt), and a DEO swap round
+  (:func:`swap_event`) every ``swap_every`` steps;
+* :class:`Sampler` — set-up through the model's interface (preconditioner, curvature,
+  default steps, start), the adaptive ladder between blocks, the state as numpy arrays
+  (:class:`SamplerState`, a dict round trip for checkpoints), reports.
 
-* ``ula``/``mala``: W' = W − η M∇E + √(2η/β) B ξ (M = BBᵀ); stable for η < 2/λ_max(BᵀAB)
-  (B = I: 2/λ_max(A)). Defaults: ULA 0.1 of the bound (its bias is O(ηλ)); MALA starts
-  at 1.36 n^{-1/3}/λ_max (the optimal scaling of Roberts & Rosenthal 1998) and adapts per
-  rung during burn-in toward acceptance 0.574, pooled over copies. For a Gaussian the
-  MALA acceptance at a given η does not depend on β (the rescaling W → √β W maps every
-  rung onto one problem), so hot rungs take the *same* η and hence larger moves
-  √(2η/β); adaptation only corrects non-Gaussian (factored) rungs.
-* ``baoab``: step h, unit mass in whitened coordinates, friction γ (O step
-  e^{−γh}); stable for h < 2/√λ_max(BᵀAB). Default 0.8 of the bound for the merged
-  (Gaussian: position marginal exact at any stable h), 0.2 for the factored model.
-* factored model: the curvature is estimated at the balanced factors of the ridge
-  mean by a finite-difference Hessian power iteration, and per rung grows with the
-  thermal size of the factors: κ_k = κ_ref + λ_max(A₀)·(T_k/λ)·(√d_k + √(D+1))²
-  (a heuristic: the default steps are conservative at hot rungs).
+All randomness is counter-based, keyed by slot and step (:mod:`.rng`), so a trajectory
+does not depend on the number of threads and a resumed run continues bit for bit.
+
+Step-size conventions (every copy of a rung shares its η):
+
+* ``ula``/``mala``: W' = W − η M∇E + √(2η/β) B ξ (M = BBᵀ); stable for η < 2/λ_max(BᵀAB).
+* ``baoab``/``hmc``: step h with unit mass in whitened coordinates; stable for
+  h < 2/√λ_max(BᵀAB).
+* λ_max comes from the model (:meth:`Model.curvature`): exact for the merged model; for
+  the factored one an estimate that grows with the temperature.
 """
 
 from __future__ import annotations
@@ -31,17 +37,19 @@ from typing import Any, NamedTuple
 
 import numba
 import numpy as np
-import scipy.linalg as sla
+from numba import njit, prange, types
 
 from spinicl.config import ConfigError, check_choice, check_float, check_int
-from spinicl.models import DenseData, FactoredModel, MergedModel
-from spinicl.samplers import kernels as K
-from spinicl.samplers.rng import derive_keys, init_generator
-from spinicl.samplers.tempering import (
-    Ladder,
-    adapt_betas,
-    communication_barrier,
+from spinicl.models.data import ENERGY_TYPE, F1, F2, I1
+from spinicl.samplers.common import N_WORK, STEP_TYPE, U1, Kernel, Preconditioner
+from spinicl.samplers.rng import (
+    TAG_ACCEPT,
+    TAG_SWAP,
+    derive_keys,
+    init_generator,
+    uniform,
 )
+from spinicl.samplers.tempering import Ladder, adapt_betas, communication_barrier
 
 PRECONDITIONERS = ("none", "diag", "dense")
 TARGET_ACCEPT = 0.574
@@ -49,8 +57,224 @@ TARGET_ACCEPT = 0.574
 LADDER_ROUND_EVENTS = 32
 #: Below this many R·n numbers a run uses one Numba thread by default.
 SMALL_BATCH = 1 << 15
-#: Largest n for which set-up factors A although no kernel needs the factor.
-CHOLESKY_MAX_SPINS = 2048
+
+#: Status codes of run_block.
+OK, DIVERGED = 0, 1
+#: Indices into the int64 counter array.
+C_STEP, C_SWAPS, C_ADAPT, C_LADDER = 0, 1, 2, 3
+
+I2 = types.Array(types.int64, 2, "C")
+
+
+# --------------------------------------------------------------------------- swaps
+@njit(cache=True, parallel=True)
+def swap_event(X, E, V, betas, copies, swap_keys, event, labels, direction, round_trips,
+               att, acc, prob, lad_att, lad_prob):
+    """One even/odd (DEO) round of neighbour swaps within every copy.
+
+    Event ``event`` attempts the pairs (k, k+1) with k ≡ event (mod 2). A swap exchanges
+    the configurations (and their cached energy and gradient) of two slots with
+    probability min(1, exp((β_k − β_{k+1})(E_k − E_{k+1}))). Statistics are pooled over
+    copies; walker labels track round trips (cold end → hot end → cold end).
+    """
+    nt = betas.shape[0]
+    n = X.shape[1]
+    parity = event % 2
+    npairs = nt - 1
+    acc_pc = np.zeros((npairs, copies), dtype=np.int64)
+    att_pc = np.zeros((npairs, copies), dtype=np.int64)
+    prob_pc = np.zeros((npairs, copies))
+    for a in prange(copies):
+        for k in range(parity, npairs, 2):
+            i = k * copies + a
+            j = (k + 1) * copies + a
+            loga = (betas[k] - betas[k + 1]) * (E[i] - E[j])
+            if loga >= 0.0:
+                p = 1.0
+            elif np.isfinite(loga):
+                p = np.exp(loga)
+            else:
+                p = 0.0
+            att_pc[k, a] = 1
+            prob_pc[k, a] = p
+            u = uniform(swap_keys[a], event, (TAG_SWAP << 40) + k)
+            if u < p:
+                acc_pc[k, a] = 1
+                for m in range(n):
+                    t = X[i, m]
+                    X[i, m] = X[j, m]
+                    X[j, m] = t
+                    t = V[i, m]
+                    V[i, m] = V[j, m]
+                    V[j, m] = t
+                t = E[i]
+                E[i] = E[j]
+                E[j] = t
+                lt = labels[k, a]
+                labels[k, a] = labels[k + 1, a]
+                labels[k + 1, a] = lt
+        # round trips: cold end (k = 0) -> hot end (k = nt-1) -> cold end
+        lab = labels[0, a]
+        if direction[lab] == 1:
+            round_trips[a] += 1
+        direction[lab] = 0
+        lab = labels[nt - 1, a]
+        if direction[lab] == 0:
+            direction[lab] = 1
+    for k in range(npairs):
+        for a in range(copies):
+            att[k] += att_pc[k, a]
+            acc[k] += acc_pc[k, a]
+            prob[k] += prob_pc[k, a]
+            lad_att[k] += att_pc[k, a]
+            lad_prob[k] += prob_pc[k, a]
+
+
+# --------------------------------------------------------------------------- commit
+@njit(cache=True, inline="always")
+def _take(p, key, t):
+    """The Metropolis decision of a slot: u < p (no draw when p >= 1 or p <= 0)."""
+    return p >= 1.0 or (p > 0.0 and uniform(key, t, TAG_ACCEPT << 40) < p)
+
+
+@njit(cache=True, parallel=True)
+def _commit(X, E, V, S, Xp, Ep, Vp, Sp, accp, keys, t, accepted):
+    R, n = X.shape
+    ns = S.shape[1]
+    for r in prange(R):
+        if _take(accp[r], keys[r], t):
+            accepted[r] += 1
+            E[r] = Ep[r]
+            for i in range(n):
+                X[r, i] = Xp[r, i]
+                V[r, i] = Vp[r, i]
+            for i in range(ns):
+                S[r, i] = Sp[r, i]
+
+
+BLOCK_SIG = types.UniTuple(types.int64, 3)(
+    STEP_TYPE, F1, F1, F2,                         # step, sp, sv, sm
+    ENERGY_TYPE, F2, F2, F1, F1, I1,               # energy and its data
+    types.int64, F1, F2, F2,                       # preconditioner
+    F2, F1, F2, F2,                                # X, E, V, S
+    F1, F1, types.int64, U1, U1, I2, I1, I1,       # betas, eta, copies, keys, swap_keys,
+    I1, I1, I1, I1, F1, I1, F1,                    # labels, direction, round_trips,
+    types.int64, types.int64, types.boolean,       # counters, accepted, swap stats
+    types.float64, types.float64)                  # n_steps, swap_every, adapt, target, e_limit
+
+
+@njit(BLOCK_SIG, cache=True)
+def run_block(step, sp, sv, sm, energy, M1, M2, v1, fp, ip, pmode, bdiag, B, BT,
+              X, E, V, S, betas, eta, copies, keys, swap_keys, labels, direction,
+              round_trips, counters, accepted, sw_att, sw_acc, sw_prob, lad_att, lad_prob,
+              n_steps, swap_every, adapt, target, e_limit):
+    """Advance the batch by ``n_steps`` steps of ``step``, in place.
+
+    Parameters
+    ----------
+    step, sp, sv, sm
+        The sampler's compiled step and its own parameters
+        (:data:`spinicl.samplers.common.STEP_SIG`).
+    energy, M1, M2, v1, fp, ip
+        The model's compiled energy and data bundle.
+    pmode, bdiag, B, BT
+        The preconditioner.
+    X, E, V, S
+        Spins (R, n), energies (R,), whitened gradients (R, n), the sampler's extra
+        per-slot state (R, w).
+    betas, eta : (n_temps,)
+        Inverse temperatures and step sizes per rung; ``eta`` adapts in place when
+        ``adapt``.
+    counters : int64 (4,)
+        step, swap events, adaptation steps, swap events since the last ladder update.
+    accepted : int64 (R,)
+        Cumulative accepted moves per slot.
+    sw_att, sw_acc, sw_prob, lad_att, lad_prob : (n_temps - 1,)
+        Cumulative swap statistics, the ``lad_*`` pair since the last ladder update.
+    adapt : bool
+        Robbins–Monro on log η toward ``target`` (burn-in of an adapting sampler).
+    e_limit : float
+        An accepted energy above this (or NaN/Inf) is a divergence.
+
+    Returns
+    -------
+    status : 0 done, 1 diverged (the failing step is not committed: the arrays hold the
+        last finite state and ``counters[0]`` its step)
+    done : steps completed
+    bad : the first slot that diverged (-1 if none)
+    """
+    R, n = X.shape
+    nt = betas.shape[0]
+    Xp = np.empty((R, n))
+    Vp = np.empty((R, n))
+    Sp = np.empty(S.shape)
+    Ep = np.empty(R)
+    work = np.empty((N_WORK, R, n))
+    accp = np.empty(R)
+    for s in range(n_steps):
+        t = counters[C_STEP]
+        step(X, E, V, S, Xp, Ep, Vp, Sp, work, accp, eta, betas, copies, keys, t, sp, sv,
+             sm, energy, M1, M2, v1, fp, ip, pmode, bdiag, B, BT)
+        for r in range(R):     # a divergence that would be accepted: nothing is committed
+            if not (np.isfinite(Ep[r]) and Ep[r] <= e_limit) and _take(accp[r], keys[r], t):
+                return DIVERGED, s, r
+        _commit(X, E, V, S, Xp, Ep, Vp, Sp, accp, keys, t, accepted)
+        if adapt:
+            gain = 1.0 / (counters[C_ADAPT] + 10.0) ** 0.6
+            for k in range(nt):
+                m = 0.0
+                for a in range(copies):
+                    m += accp[k * copies + a]
+                m /= copies
+                eta[k] *= np.exp(gain * (m - target))
+            counters[C_ADAPT] += 1
+        counters[C_STEP] = t + 1
+        if nt > 1 and (t + 1) % swap_every == 0:
+            swap_event(X, E, V, betas, copies, swap_keys, counters[C_SWAPS], labels,
+                       direction, round_trips, sw_att, sw_acc, sw_prob, lad_att, lad_prob)
+            counters[C_SWAPS] += 1
+            counters[C_LADDER] += 1
+    return OK, n_steps, -1
+
+
+# --------------------------------------------------------------------------- state
+class SamplerState(NamedTuple):
+    """Complete mutable state of a composed sampler (every field a numpy array or scalar).
+
+    Shapes: R = n_temps·copies slots, n = n_spins. The sampler's own state is
+    ``W``, ``energy``, ``grad`` and ``momentum`` (its extra per-slot state: BAOAB's
+    momenta, shape (R, n); (R, 0) for samplers without one); the rest belongs to the
+    replica exchange, the adaptation and the counters composed around it.
+    """
+
+    W: np.ndarray                # (R, n) spins, slot order
+    momentum: np.ndarray         # (R, w) the sampler's extra state (BAOAB momenta, whitened)
+    energy: np.ndarray           # (R,) E(W)
+    grad: np.ndarray             # (R, n) whitened gradient v = Bᵀ∇E(W)
+    betas: np.ndarray            # (n_temps,) ladder, descending
+    step_size: np.ndarray        # (n_temps,) η (or h) per rung
+    keys: np.ndarray             # (R,) uint64 per-slot stream keys
+    swap_keys: np.ndarray        # (copies,) uint64 per-copy swap stream keys
+    labels: np.ndarray           # (n_temps, copies) int64 walker label at each slot
+    direction: np.ndarray        # (R,) int64 per walker: -1 none, 0 left cold end, 1 reached hot end
+    round_trips: np.ndarray      # (copies,) int64 completed cold→hot→cold trips
+    accepted: np.ndarray         # (R,) int64 cumulative accepted local moves per slot
+    swap_attempts: np.ndarray    # (n_temps-1,) int64 cumulative, pooled over copies
+    swap_accepted: np.ndarray    # (n_temps-1,) int64
+    swap_prob: np.ndarray        # (n_temps-1,) float64 summed min(1, e^Δ)
+    ladder_attempts: np.ndarray  # (n_temps-1,) int64 since the last ladder update
+    ladder_prob: np.ndarray      # (n_temps-1,) float64 since the last ladder update
+    step: np.int64               # steps done
+    swap_events: np.int64        # swap rounds done (its parity picks even/odd pairs)
+    adapt_steps: np.int64        # step-size adaptation steps done
+    ladder_events: np.int64      # swap rounds since the last ladder update
+    ladder_round: np.int64       # ladder updates done
+
+
+_SCALARS = ("step", "swap_events", "adapt_steps", "ladder_events", "ladder_round")
+_DTYPES = {"keys": np.uint64, "swap_keys": np.uint64, "labels": np.int64,
+           "direction": np.int64, "round_trips": np.int64, "accepted": np.int64,
+           "swap_attempts": np.int64, "swap_accepted": np.int64, "ladder_attempts": np.int64}
 
 
 class SamplerDivergence(RuntimeError):
@@ -74,42 +298,6 @@ class SamplerDivergence(RuntimeError):
         self.sampler = sampler
         self.step_size = step_size
         self.bound = bound
-
-
-class SamplerState(NamedTuple):
-    """Complete mutable state of a sampler (every field a numpy array or scalar).
-
-    Shapes: R = n_temps·copies slots, n = n_spins.
-    """
-
-    W: np.ndarray                # (R, n) spins, slot order
-    momentum: np.ndarray         # (R, n) BAOAB momenta (whitened coordinates); zeros otherwise
-    energy: np.ndarray           # (R,) E(W)
-    grad: np.ndarray             # (R, n) whitened gradient v = Bᵀ∇E(W)
-    betas: np.ndarray            # (n_temps,) ladder, descending
-    step_size: np.ndarray        # (n_temps,) η (or h) per rung
-    keys: np.ndarray             # (R,) uint64 per-slot stream keys
-    swap_keys: np.ndarray        # (copies,) uint64 per-copy swap stream keys
-    labels: np.ndarray           # (n_temps, copies) int64 walker label at each slot
-    direction: np.ndarray        # (R,) int64 per walker: -1 none, 0 left cold end, 1 reached hot end
-    round_trips: np.ndarray      # (copies,) int64 completed cold→hot→cold trips
-    accepted: np.ndarray         # (R,) int64 cumulative accepted local moves per slot
-    swap_attempts: np.ndarray    # (n_temps-1,) int64 cumulative, pooled over copies
-    swap_accepted: np.ndarray    # (n_temps-1,) int64
-    swap_prob: np.ndarray        # (n_temps-1,) float64 summed min(1, e^Δ)
-    ladder_attempts: np.ndarray  # (n_temps-1,) int64 since the last ladder update
-    ladder_prob: np.ndarray      # (n_temps-1,) float64 since the last ladder update
-    step: np.int64               # steps done
-    swap_events: np.int64        # swap rounds done (its parity picks even/odd pairs)
-    adapt_steps: np.int64        # MALA adaptation steps done
-    ladder_events: np.int64      # swap rounds since the last ladder update
-    ladder_round: np.int64       # ladder updates done
-
-
-_SCALARS = ("step", "swap_events", "adapt_steps", "ladder_events", "ladder_round")
-_DTYPES = {"keys": np.uint64, "swap_keys": np.uint64, "labels": np.int64,
-           "direction": np.int64, "round_trips": np.int64, "accepted": np.int64,
-           "swap_attempts": np.int64, "swap_accepted": np.int64, "ladder_attempts": np.int64}
 
 
 class StepInfo(NamedTuple):
@@ -152,62 +340,28 @@ def _blas_limit(n: int):
     return _controller.limit(limits=n)
 
 
-def _power_iteration(matvec, n: int, iters: int = 100, seed: int = 12345) -> float:
-    v = np.random.default_rng(seed).standard_normal(n)
-    lam = 0.0
-    for _ in range(iters):
-        v /= np.linalg.norm(v)
-        w = matvec(v)
-        lam = float(v @ w)
-        v = w
-    return abs(lam) * 1.01
-
-
-def largest_eigenvalue(matvec, n: int, seed: int = 12345, tol: float = 1e-12) -> float:
-    """Largest eigenvalue of a symmetric operator, by Lanczos (ARPACK ``eigsh``).
-
-    Parameters
-    ----------
-    matvec : callable
-        v (n,) -> A v (n,), A symmetric.
-    n : int
-        Dimension (>= 2).
-    seed : int
-        Seed of the fixed start vector (the result does not depend on the run).
-    tol : float
-        Relative accuracy of the eigenvalue.
-
-    Returns
-    -------
-    float
-        λ_max(A). Costs a few tens of products, O(n²) each for a dense A, instead of
-        the O(n³) of a dense eigen-decomposition (which dominated set-up at D ≥ 60).
-    """
-    from scipy.sparse.linalg import LinearOperator, eigsh
-
-    op = LinearOperator((n, n), matvec=lambda v: matvec(np.ravel(v)), dtype=np.float64)
-    v0 = np.random.default_rng(seed).standard_normal(n)
-    return float(eigsh(op, k=1, which="LA", tol=tol, v0=v0, return_eigenvectors=False)[0])
-
-
 class Sampler:
-    """Base class of the replica-exchange samplers (``ula``, ``mala``, ``baoab``, ``exact``).
+    """A replica-exchange sampler: one sampler's step composed with swaps, adaptation,
+    divergence checks and a checkpointable state.
 
     Build one with :func:`spinicl.samplers.make_sampler`.
 
     Parameters
     ----------
-    model : MergedModel or FactoredModel
+    model : Model
+        Any model of :mod:`spinicl.models` (the interface only is used).
+    kernel : type
+        The sampler's :class:`~spinicl.samplers.common.Kernel` class.
     ladder : Ladder
     copies : int
         Copies per temperature, >= 1.
     step : float, array of shape (n_temps,), or None
-        Step size per rung (None: the model-derived default, see module docstring).
+        Step size per rung (None: the sampler's default from the stability bound).
     gamma : float
         BAOAB friction, > 0.
     precondition : {"none", "diag", "dense"}
-        ``diag``: M = diag(A)⁻¹ (factored: inverse Hessian diagonal at the reference
-        point); ``dense``: M = A⁻¹ through the Cholesky factor (merged, dense only).
+        ``diag``: M = diag(H)⁻¹ (the model's Hessian diagonal at its reference point);
+        ``dense``: M = A⁻¹ through the Cholesky factor (models that have one).
     swap_every : int
         Steps between swap rounds, >= 1.
     adapt_ladder : bool
@@ -222,22 +376,21 @@ class Sampler:
         much more) or when ``blas_threads > 1`` (spinning OpenMP workers and BLAS
         threads fight over the cores: measured 20× slower on 2 cores), else all.
         Results do not depend on it.
-    target_accept : float
-        MALA target acceptance.
+    target_accept : float or None
+        Target acceptance of the step-size adaptation (None: the sampler's, 0.574 for
+        MALA, 0.65 for HMC).
+    options : dict
+        The sampler's own options (the registry's, e.g. ``leapfrog`` for hmc).
     """
 
-    name = "base"
-    kind = -1
-    #: default step as a fraction of the stability bound
-    step_fraction = 0.1
-
-    def __init__(self, model, ladder: Ladder | None = None, copies: int = 2,
-                 step: Any = None, gamma: float = 1.0, precondition: str = "none",
-                 swap_every: int = 10, adapt_ladder: bool = False, seed: int = 0,
-                 blas_threads: int = 1, target_accept: float = TARGET_ACCEPT,
-                 threads: int | None = None):
-        if not isinstance(model, (MergedModel, FactoredModel)):
-            raise ConfigError("model", "a MergedModel or FactoredModel (build_model)",
+    def __init__(self, model, kernel: type[Kernel], ladder: Ladder | None = None,
+                 copies: int = 2, step: Any = None, gamma: float = 1.0,
+                 precondition: str = "none", swap_every: int = 10,
+                 adapt_ladder: bool = False, seed: int = 0, blas_threads: int = 1,
+                 target_accept: float | None = None, threads: int | None = None,
+                 options: dict | None = None):
+        if not callable(getattr(model, "kernel", None)):
+            raise ConfigError("model", "a model of spinicl.models (build_model)",
                               type(model).__name__)
         if model.lam <= 0:
             raise ConfigError("lam", "> 0 for sampling", model.lam,
@@ -261,17 +414,27 @@ class Sampler:
         self.seed = check_int("seed", seed, 0, 2**63 - 1)
         self.blas_threads = check_int("blas_threads", blas_threads, 1)
         self._threads = None if threads is None else check_int("threads", threads, 1)
+        if target_accept is None:
+            target_accept = kernel.target_accept
         self.target_accept = check_float("target_accept", target_accept, low=0.0,
                                          high=1.0, low_open=True, high_open=True)
         self.n_temps = ladder.n_temps
         self.n_replicas = self.n_temps * self.copies
         self.n_spins = model.n_spins
-        self._check_kind()
-        self._setup_data()
-        self._setup_preconditioner()
+        from spinicl import registry
+
+        self.options = registry.sampler_options(kernel.name, options or {})
+        registry.check_combination(model, kernel.name, self.precondition)
+        self.kernel = kernel(model, self.precondition, gamma=self.gamma, **self.options)
+        self.kernel.check()
+        self.name = kernel.name
+        self._energy, self._data = model.kernel()
+        self._precond = Preconditioner(model, self.precondition)
+        self._params = self.kernel.params()
         self.stability_bound = self._stability_bound(ladder.betas)
         self._user_step = None if step is None else self._check_step(step)
-        self.e_limit = 1e10 * (abs(self._e0) + self.n_spins / (2.0 * ladder.betas[-1]) + 1.0)
+        e_ref = float(model.energy(np.zeros((1, self.n_spins)))[0])     # E(0)
+        self.e_limit = 1e10 * (abs(e_ref) + self.n_spins / (2.0 * ladder.betas[-1]) + 1.0)
 
     @property
     def threads(self) -> int:
@@ -283,9 +446,6 @@ class Sampler:
         return int(numba.config.NUMBA_NUM_THREADS)
 
     # ---------------------------------------------------------------- setup
-    def _check_kind(self) -> None:
-        """Refuse unsupported model/option combinations (overridden by kernels)."""
-
     def _check_step(self, step) -> np.ndarray:
         arr = np.atleast_1d(np.asarray(step, dtype=np.float64)) if not isinstance(
             step, str) else None
@@ -296,175 +456,40 @@ class Sampler:
             check_float("step", v, low=0.0, low_open=True)
         return np.broadcast_to(arr, (self.n_temps,)).astype(np.float64).copy()
 
-    def _setup_data(self) -> None:
-        m = self.model
-        d1 = m.D + 1
-        self._d1 = d1
-        self._dk = m.dk if isinstance(m, FactoredModel) else 0
-        factored = isinstance(m, FactoredModel)
-        data = m.data
-        empty2 = np.zeros((0, d1))
-        if isinstance(data, DenseData):
-            self._gmode = 2 if factored else 0
-            self._A0 = np.ascontiguousarray(data.gram, dtype=np.float64)
-            self._C, self._Q, self._y = empty2, empty2, np.zeros(0)
-        else:
-            self._gmode = 3 if factored else 1
-            self._A0 = np.zeros((0, 0))
-            ps = data.prompts
-            self._C = np.ascontiguousarray(ps.c, dtype=np.float64)
-            self._Q = np.ascontiguousarray(ps.q, dtype=np.float64)
-            self._y = np.ascontiguousarray(ps.y, dtype=np.float64)
-        self._h = np.ascontiguousarray(data.field, dtype=np.float64)
-        self._e0 = float(data.e0)
-        self._lam = float(m.lam)
-        # merged reference: A diagonal, ridge mean m, Cholesky factor (dense)
-        merged = MergedModel(data, m.lam)
-        self._merged = merged
-        self._chol = None
-        if isinstance(data, DenseData):
-            self._diagA = np.diag(self._A0) + m.lam
-            if self._needs_cholesky():
-                self._chol = np.linalg.cholesky(merged.precision())
-                self._ridge = sla.cho_solve((self._chol, True), self._h)
-        else:
-            C2, Q2 = self._C**2, self._Q**2
-            self._diagA = m.lam + (C2.T @ Q2).ravel() / data.P
-        if self._chol is None:
-            from spinicl.theory import conjugate_gradient
-
-            self._ridge = conjugate_gradient(merged.precision_product, self._h[None],
-                                             tol=1e-12)[0][0]
-        self._e_ground = self._e0 - 0.5 * float(self._h @ self._ridge)
-        if factored:
-            self._theta_ref = self._balanced_factors(self._ridge)
-            self._hdiag = self._hessian_diagonal(self._theta_ref)
-        self._mean = np.zeros(0)
-        self._Linv = np.zeros((0, 0))
-        self._a0max: float | None = None
-
-    def _needs_cholesky(self) -> bool:
-        """Whether set-up factors the dense precision A = LLᵀ (O(n³), n² memory).
-
-        The exact sampler and the dense preconditioner need L; otherwise it only gives
-        the ridge mean (the default start), which conjugate gradients give for O(n²)
-        per iteration, so L is formed only while it is cheap (n ≤ CHOLESKY_MAX_SPINS).
-        """
-        return (self.kind == K.EXACT or self.precondition == "dense"
-                or self.n_spins <= CHOLESKY_MAX_SPINS)
-
-    def _balanced_factors(self, W: np.ndarray) -> np.ndarray:
-        d1, dk = self._d1, self._dk
-        U, s, Vt = np.linalg.svd(W.reshape(d1, d1))
-        r = min(dk, d1)
-        Wq = np.zeros((dk, d1))
-        Wk = np.zeros((dk, d1))
-        Wq[:r] = np.sqrt(s[:r])[:, None] * U.T[:r]
-        Wk[:r] = np.sqrt(s[:r])[:, None] * Vt[:r]
-        return FactoredModel.join(Wq[None], Wk[None])[0]
-
-    def _grad_py(self, X: np.ndarray) -> np.ndarray:
-        return self.model.energy_and_grad(X)[1]
-
-    def _hessian_vec(self, theta: np.ndarray, v: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-        """Hessian-vector products at theta for a batch v (R, n), central differences."""
-        nv = np.linalg.norm(v, axis=1, keepdims=True)
-        nv[nv == 0] = 1.0
-        u = v / nv
-        e = eps * max(1.0, float(np.linalg.norm(theta)))
-        g = self._grad_py(np.concatenate([theta + e * u, theta - e * u]))
-        R = v.shape[0]
-        return (g[:R] - g[R:]) / (2 * e) * nv
-
-    def _hessian_diagonal(self, theta: np.ndarray) -> np.ndarray:
-        n = theta.shape[0]
-        out = np.empty(n)
-        chunk = 256
-        for s in range(0, n, chunk):
-            idx = np.arange(s, min(n, s + chunk))
-            V = np.zeros((idx.size, n))
-            V[np.arange(idx.size), idx] = 1.0
-            out[idx] = self._hessian_vec(theta, V)[np.arange(idx.size), idx]
-        return np.maximum(np.abs(out), self._lam)
-
-    def _setup_preconditioner(self) -> None:
-        n = self.n_spins
-        factored = isinstance(self.model, FactoredModel)
-        self._pmode = K.PRECOND_CODES[self.precondition]
-        self._bdiag = np.zeros(0)
-        self._B = np.zeros((0, 0))
-        self._BT = np.zeros((0, 0))
-        if self.precondition == "dense":
-            if factored:
-                raise ConfigError("precondition", "none or diag for the factored model "
-                                  "(the dense A⁻¹ exists for the merged model only)", "dense")
-            if self._chol is None:
-                raise ConfigError("precondition", "none or diag with the matrix-free "
-                                  "representation (dense needs the Cholesky factor of A)",
-                                  "dense")
-        if self._chol is not None and (self.precondition == "dense" or self.kind == K.EXACT):
-            Linv = sla.solve_triangular(self._chol, np.eye(n), lower=True)
-            self._Linv = np.ascontiguousarray(Linv)
-            self._mean = self._ridge.copy()
-            if self.precondition == "dense":
-                self._B = np.ascontiguousarray(Linv.T)   # B = L^-T: v = g B
-                self._BT = self._Linv                    # move: x += u Bᵀ = u L^-1
-        if self.precondition == "diag":
-            d = self._hdiag if factored else self._diagA
-            self._bdiag = 1.0 / np.sqrt(d)
-        # largest curvature of the (preconditioned) problem
-        if self.precondition == "dense":
-            self._curv_ref = 1.0
-        elif factored:
-            b = self._bdiag if self.precondition == "diag" else np.ones(n)
-            theta = self._theta_ref
-            self._curv_ref = _power_iteration(
-                lambda v: b * self._hessian_vec(theta, (b * v)[None])[0], n, iters=60)
-        else:
-            b = self._bdiag if self.precondition == "diag" else np.ones(n)
-            self._curv_ref = largest_eigenvalue(
-                lambda v: b * self._merged.precision_product((b * v)[None])[0], n)
-
     def curvature(self, betas: np.ndarray) -> np.ndarray:
         """Largest curvature λ_max of the (preconditioned) energy per rung, (n_temps,).
 
         Exact for the merged model; a heuristic estimate for the factored one.
         """
-        betas = np.asarray(betas, dtype=np.float64)
-        if not isinstance(self.model, FactoredModel):
-            return np.full(betas.shape, self._curv_ref)
-        if self._a0max is None:
-            self._a0max = largest_eigenvalue(
-                lambda v: self._merged.data.gram_product(v[None])[0], self._d1**2)
-        growth = self._a0max * (1.0 / betas) / self._lam * (np.sqrt(self._dk) + np.sqrt(self._d1))**2
-        if self.precondition == "diag":
-            growth = growth / float(np.min(self._hdiag))
-        return self._curv_ref + growth
+        return self.model.curvature(np.asarray(betas, dtype=np.float64), self.precondition)
 
     def _stability_bound(self, betas: np.ndarray) -> np.ndarray:
-        """Stability bound of the step per rung, (n_temps,): 2/λ_max (ULA, MALA)."""
-        return 2.0 / self.curvature(betas)
+        """Stability bound of the step per rung, (n_temps,): 2/λ_max or 2/√λ_max."""
+        c = self.curvature(betas)
+        return 2.0 / (np.sqrt(c) if self.kernel.bound_order == 2 else c)
 
     def default_step(self) -> np.ndarray:
-        """The model-derived default step per rung, (n_temps,)."""
-        return self.step_fraction * self.stability_bound
+        """The sampler's default step per rung, (n_temps,)."""
+        return self.kernel.default_step(self.stability_bound)
 
     @property
     def bound_is_exact(self) -> bool:
-        return not isinstance(self.model, FactoredModel)
+        return bool(self.model.curvature_exact)
 
-    # ---------------------------------------------------------------- numba plumbing
+    # ---------------------------------------------------------------- compiled energy
     def _energy_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Energies (R,), gradients and whitened gradients (R, n) through the kernels."""
+        from spinicl.samplers.common import whiten
+
         X = np.ascontiguousarray(X, dtype=np.float64)
         R = X.shape[0]
         E = np.empty(R)
         G = np.empty_like(X)
         V = np.empty_like(X)
+        p = self._precond
         with _blas_limit(self.blas_threads):
-            K.energy_grad(self._gmode, X, E, G, self._A0, self._h, self._e0, self._lam,
-                          self._C, self._Q, self._y, self._dk, self._d1)
-            K.whiten(self._pmode, G, V, self._bdiag, self._B)
+            self._energy(X, E, G, *self._data)
+            whiten(p.pmode, G, V, p.bdiag, p.B)
         return E, G, V
 
     def energy_and_grad(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -474,18 +499,14 @@ class Sampler:
 
     # ---------------------------------------------------------------- state
     def default_init(self) -> np.ndarray:
-        """The default start, shape (R, n).
-
-        Merged model: the ridge mean m plus independent normal noise of the diagonal
-        thermal width 1/√(β_k A_ii) at each rung. Factored model: the balanced factors of
-        m (W_q = Σ^{1/2}Uᵀ, W_k = Σ^{1/2}Vᵀ from m = UΣVᵀ) plus noise 1/√(β_k H_ii), H the
-        Hessian at that point. The noise comes from ``SeedSequence(seed)`` (a child
-        separate from the sampling streams).
+        """The default start, shape (R, n): the model's reference point (the ridge mean;
+        for the factored model its balanced factors) plus independent normal noise of
+        the diagonal thermal width 1/√(β_k H_ii) at each rung. The noise comes from
+        ``SeedSequence(seed)`` (a child separate from the sampling streams).
         """
         rng = init_generator(self.seed)
-        factored = isinstance(self.model, FactoredModel)
-        center = self._theta_ref if factored else self._ridge
-        d = self._hdiag if factored else self._diagA
+        center = self.model.reference()
+        d = self.model.diag_curvature()
         beta = np.repeat(self.ladder.betas, self.copies)
         z = rng.standard_normal((self.n_replicas, self.n_spins))
         return center[None, :] + z / np.sqrt(beta[:, None] * d[None, :])
@@ -522,11 +543,8 @@ class Sampler:
         keys, swap_keys = derive_keys(self.seed, R, self.copies)
         betas = self.ladder.betas.copy()
         step = self._user_step if self._user_step is not None else self.default_step()
-        mom = np.zeros((R, n))
-        if self.kind == K.BAOAB:
-            rng = init_generator(self.seed + 1)
-            beta = np.repeat(betas, self.copies)
-            mom = rng.standard_normal((R, n)) / np.sqrt(beta[:, None])
+        mom = np.ascontiguousarray(self.kernel.init_extra(np.repeat(betas, self.copies), n,
+                                                          self.seed), dtype=np.float64)
         labels = np.arange(R, dtype=np.int64).reshape(nt, self.copies)
         direction = np.full(R, -1, dtype=np.int64)
         direction[labels[0]] = 0
@@ -570,6 +588,21 @@ class Sampler:
             raise ConfigError("state", f"W of shape ({self.n_replicas}, {self.n_spins}) "
                               "for this sampler", state.W.shape)
 
+    def _check_state(self, state: SamplerState) -> SamplerState:
+        if not isinstance(state, SamplerState):
+            raise ConfigError("state", "a SamplerState (sampler.init / state_from_dict)",
+                              type(state).__name__)
+        if state.W.shape != (self.n_replicas, self.n_spins):
+            raise ConfigError("state", f"W of shape ({self.n_replicas}, {self.n_spins}) "
+                              "for this sampler", state.W.shape)
+        width = self.n_spins if self.kernel.extra_state == "n" else 0
+        if state.momentum.shape != (self.n_replicas, width):
+            if width == 0:      # a checkpoint of format 1 held zero momenta for every sampler
+                return state._replace(momentum=np.zeros((self.n_replicas, 0)))
+            raise ConfigError("state", f"momentum of shape ({self.n_replicas}, {width}) "
+                              f"for {self.name}", state.momentum.shape)
+        return state
+
     # ---------------------------------------------------------------- run
     def run(self, state: SamplerState, n_steps: int,
             burn_in: bool = False) -> tuple[SamplerState, StepInfo]:
@@ -582,8 +615,8 @@ class Sampler:
         n_steps : int
             >= 0.
         burn_in : bool
-            Adapt the MALA step sizes and (if ``adapt_ladder``) the ladder. Outside
-            burn-in nothing adapts: the chain is a fixed Markov kernel.
+            Adapt the step sizes (samplers that adapt) and (if ``adapt_ladder``) the
+            ladder. Outside burn-in nothing adapts: the chain is a fixed Markov kernel.
 
         Returns
         -------
@@ -596,7 +629,7 @@ class Sampler:
             On a NaN/Inf or an energy above ``e_limit``; ``.state`` is the last finite
             state.
         """
-        self._check_state(state)
+        state = self._check_state(state)
         n_steps = check_int("n_steps", n_steps, 0)
         s = {k: (np.array(v) if k in _SCALARS else np.array(v, copy=True))
              for k, v in state._asdict().items()}
@@ -624,34 +657,34 @@ class Sampler:
 
     def _run_blocks(self, s: dict, counters: np.ndarray, n_steps: int,
                     burn_in: bool) -> None:
-        """The chunked kernel loop of :meth:`run` (mutates ``s`` and ``counters``)."""
+        """The chunked block loop of :meth:`run` (mutates ``s`` and ``counters``)."""
         adapting = burn_in and self.adapt_ladder and self.n_temps > 2
+        adapt_step = bool(burn_in and self.kernel.adapts)
+        sp, sv, sm = self._params
         remaining = n_steps
         with _blas_limit(self.blas_threads):
             while remaining > 0:
                 chunk = remaining
                 if adapting:
                     target = LADDER_ROUND_EVENTS * 2 ** int(s["ladder_round"])
-                    need = target - int(counters[K.C_LADDER])
+                    need = target - int(counters[C_LADDER])
                     if need <= 0:
                         self._adapt_ladder(s, counters)
                         continue
                     se = self.swap_every
-                    chunk = min(chunk, need * se - int(counters[K.C_STEP]) % se)
-                status, done, bad = K.run_block(
-                    self.kind, self._gmode, self._pmode, s["W"], s["momentum"],
-                    s["energy"], s["grad"], s["betas"], s["step_size"], self.gamma,
-                    self.copies, s["keys"], s["swap_keys"], s["labels"], s["direction"],
-                    s["round_trips"], counters, s["accepted"], s["swap_attempts"],
-                    s["swap_accepted"], s["swap_prob"], s["ladder_attempts"],
-                    s["ladder_prob"], self._A0, self._h, self._e0, self._lam, self._C,
-                    self._Q, self._y, self._dk, self._d1, self._bdiag, self._B, self._BT,
-                    self._mean, self._Linv, self._e_ground, chunk, self.swap_every, bool(burn_in),
-                    self.target_accept, self.e_limit)
+                    chunk = min(chunk, need * se - int(counters[C_STEP]) % se)
+                status, done, bad = run_block(
+                    self.kernel.step, sp, sv, sm, self._energy, *self._data,
+                    *self._precond.args, s["W"], s["energy"], s["grad"], s["momentum"],
+                    s["betas"], s["step_size"], self.copies, s["keys"], s["swap_keys"],
+                    s["labels"], s["direction"], s["round_trips"], counters, s["accepted"],
+                    s["swap_attempts"], s["swap_accepted"], s["swap_prob"],
+                    s["ladder_attempts"], s["ladder_prob"], chunk, self.swap_every,
+                    adapt_step, self.target_accept, self.e_limit)
                 remaining -= done
-                if status != K.OK:
+                if status != OK:
                     raise self._divergence(_snapshot(s, counters), bad)
-                if adapting and (counters[K.C_LADDER]
+                if adapting and (counters[C_LADDER]
                                  >= LADDER_ROUND_EVENTS * 2 ** int(s["ladder_round"])):
                     self._adapt_ladder(s, counters)
 
@@ -663,14 +696,14 @@ class Sampler:
         s["betas"][:] = adapt_betas(s["betas"], rej)
         s["ladder_attempts"][:] = 0
         s["ladder_prob"][:] = 0.0
-        counters[K.C_LADDER] = 0
+        counters[C_LADDER] = 0
         s["ladder_round"] = np.int64(int(s["ladder_round"]) + 1)
 
     def _divergence(self, state: SamplerState, slot: int) -> SamplerDivergence:
         k = int(slot) // self.copies
         eta = float(state.step_size[k])
         bound = float(self._stability_bound(state.betas)[k])
-        kind = "2/sqrt(lambda_max(A))" if self.kind == K.BAOAB else "2/lambda_max(A)"
+        kind = self.kernel.bound_text()
         if self.precondition != "none":
             kind += " of the preconditioned problem"
         how = "" if self.bound_is_exact else " (estimated)"
@@ -708,7 +741,7 @@ class Sampler:
             ``barrier`` Λ = Σ rejection, ``round_trips`` (copies,), ``round_trips_total``,
             ``steps``, ``swap_events``, ``ladder_rounds``.
         """
-        self._check_state(state)
+        state = self._check_state(state)
         steps = int(state.step)
         with np.errstate(invalid="ignore", divide="ignore"):
             att = state.swap_attempts
@@ -759,7 +792,8 @@ class Trace(NamedTuple):
     swap_accept : ndarray, shape (n_records, n_temps - 1)
         Swap acceptance over each record interval (NaN: no attempt).
     momenta : ndarray, shape (n_records, n_temps, copies, n_spins)
-        BAOAB momenta (whitened coordinates); zeros for the other samplers.
+        The sampler's extra state (BAOAB momenta, whitened coordinates); zeros for
+        samplers without one.
     """
 
     positions: np.ndarray
@@ -789,7 +823,8 @@ def sample_trace(sampler: Sampler, state: SamplerState, n_records: int, every: i
     for i in range(n_records):
         state, info = sampler.run(state, every, burn_in=burn_in)
         pos[i] = sampler.positions(state)
-        mom[i] = state.momentum.reshape(nt, cp, n)
+        mom[i] = (state.momentum.reshape(nt, cp, n) if state.momentum.shape[1] == n
+                  else 0.0)
         en[i] = sampler.energies(state)
         bet[i] = state.betas
         acc[i] = info.accept

@@ -1,6 +1,6 @@
 """Finite-size scaling of the exact ground state towards the D → ∞ theory.
 
-At a point (α, τ, κ, λ_L) of the asymptotic theory (:mod:`spinicl.asymptotic`; α = N/D,
+At a point (α, τ, κ, λ_L) of the asymptotic theory (:mod:`spinicl.theory.asymptotic`; α = N/D,
 τ = P/D², κ = K/D) this module solves spinicl's merged model exactly at several token
 dimensions D — the ground state m = A⁻¹h at weight decay λ, then its test MSE on novel
 tasks and on tasks of the training pool — over several disorder seeds, fits the
@@ -16,7 +16,7 @@ integers, so the realised ratios differ slightly from the requested ones; they a
 reported per D.
 
 The ridge is held fixed in the theory's normalisation: spinicl's λ at each D is
-λ = λ_L/(D(1 + 1/N)²) (:func:`spinicl.asymptotic.lam_to_spinicl`).
+λ = λ_L/(D(1 + 1/N)²) (:func:`spinicl.theory.asymptotic.lam_to_spinicl`).
 
 Test errors: by default the *population* error of m, the exact expectation over test
 prompts (:func:`population_test_mse`: Gaussian moments up to fourth order, no test-set
@@ -40,8 +40,12 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.stats
 
-from spinicl.asymptotic import NEGLIGIBLE_RIDGE, asymptotic_test_mse, lam_to_spinicl
 from spinicl.config import ConfigError, TaskConfig, check_float, check_int
+from spinicl.theory.asymptotic import (
+    NEGLIGIBLE_RIDGE,
+    asymptotic_test_mse,
+    lam_to_spinicl,
+)
 
 DEFAULT_DS = (10, 20, 40, 80)
 DEFAULT_SEEDS = 8
@@ -188,7 +192,7 @@ def ground_state(task, lam: float, representation: str = "auto",
     the dense A fits in memory).
     """
     from spinicl.models import build_model, choose_representation
-    from spinicl.theory import conjugate_gradient
+    from spinicl.theory.gaussian import conjugate_gradient
 
     D = task.config.D
     rep = representation

@@ -47,7 +47,7 @@ distributions), an O(1/D)-small difference. Their tasks have ‖w‖ = √D and 
 is used P/K times, spinicl's are Gaussian and assigned at random: also O(1/D) effects.
 Finite D approaches these values slowly (corrections ∝ 1/D; e.g. α = 2, τ = 2, κ = 4:
 about 0.709 + 2.7/D): compare finite-D results with them through an extrapolation in 1/D
-(:mod:`spinicl.scaling`, ``spinicl scaling``), not directly.
+(:mod:`spinicl.analysis.scaling`, ``spinicl scaling``), not directly.
 
 All functions take scalars or broadcastable arrays and return float arrays of the
 broadcast shape (0-d arrays for scalar input); κ may be ``numpy.inf``.

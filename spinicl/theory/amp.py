@@ -59,6 +59,7 @@ import numpy as np
 import scipy.linalg
 from numba import njit
 
+from spinicl import linalg
 from spinicl.config import ConfigError, check_beta, check_choice, check_float, check_int
 
 VARIANTS = ("paper", "onsager")
@@ -247,8 +248,8 @@ def exact_reference(A: np.ndarray, h: np.ndarray, beta: float
         When A is not positive definite.
     """
     L = scipy.linalg.cholesky(A, lower=True)
-    m = scipy.linalg.cho_solve((L, True), h)
-    Linv = scipy.linalg.solve_triangular(L, np.eye(A.shape[0]), lower=True)
+    m = linalg.ridge_mean(h, chol=L)
+    Linv = linalg.inverse_cholesky(L)
     return m, np.einsum("ki,ki->i", Linv, Linv) / beta
 
 

@@ -30,7 +30,9 @@ from functools import cached_property
 import numpy as np
 import scipy.linalg as sla
 
+from spinicl import linalg
 from spinicl.config import ConfigError, check_beta, check_float, check_int
+from spinicl.linalg import conjugate_gradient
 from spinicl.models import (
     DenseData,
     FactoredModel,
@@ -42,68 +44,8 @@ from spinicl.models import (
 )
 from spinicl.prompts import PromptSet, Task
 
-TEST_SETS = ("novel", "in_distribution")
-
 
 # --------------------------------------------------------------------------- solvers
-def conjugate_gradient(matvec, B: np.ndarray, tol: float = 1e-12, max_iter: int = 10_000,
-                       x0: np.ndarray | None = None) -> tuple[np.ndarray, int, np.ndarray]:
-    """Solve A X = B for a batch of right-hand sides (rows of B) by conjugate gradients.
-
-    Parameters
-    ----------
-    matvec : callable
-        ``matvec(X) -> X A`` for X of shape (R, n) (A symmetric positive (semi)definite).
-    B : ndarray, shape (R, n)
-    tol : float
-        Stop when ‖b − A x‖ ≤ tol·‖b‖ for every row.
-    max_iter : int
-    x0 : ndarray, shape (R, n), optional
-        Start (default 0: for a singular A, CG from 0 converges to the minimum-norm
-        solution in the range of A).
-
-    Returns
-    -------
-    X : ndarray, shape (R, n)
-    iterations : int
-    relative_residual : ndarray, shape (R,)
-    """
-    B = np.atleast_2d(B)
-    X = np.zeros_like(B) if x0 is None else x0.copy()
-    Rs = B - matvec(X) if x0 is not None else B.copy()
-    Pd = Rs.copy()
-    rr = np.einsum("ri,ri->r", Rs, Rs)
-    bnorm = np.sqrt(np.einsum("ri,ri->r", B, B))
-    bnorm[bnorm == 0] = 1.0
-    it = 0
-    while it < max_iter and np.any(np.sqrt(rr) > tol * bnorm):
-        AP = matvec(Pd)
-        pAp = np.einsum("ri,ri->r", Pd, AP)
-        alpha = np.where(pAp > 0, rr / np.where(pAp > 0, pAp, 1.0), 0.0)
-        X += alpha[:, None] * Pd
-        Rs -= alpha[:, None] * AP
-        rr_new = np.einsum("ri,ri->r", Rs, Rs)
-        beta_cg = np.where(rr > 0, rr_new / np.where(rr > 0, rr, 1.0), 0.0)
-        Pd = Rs + beta_cg[:, None] * Pd
-        rr = rr_new
-        it += 1
-    res = np.sqrt(np.einsum("ri,ri->r", B - matvec(X), B - matvec(X))) / bnorm
-    return X, it, res
-
-
-def _largest_eigenvalue(matvec, n: int, seed: int = 0, iters: int = 60) -> float:
-    """Largest eigenvalue of a symmetric PSD operator by power iteration (a slight
-    overestimate is returned: ×1.01)."""
-    v = np.random.default_rng(seed).standard_normal((1, n))
-    lam = 0.0
-    for _ in range(iters):
-        v /= np.linalg.norm(v)
-        w = matvec(v)
-        lam = float(np.linalg.norm(w))
-        v = w
-    return 1.01 * lam
-
-
 # --------------------------------------------------------------------------- Gaussian
 @dataclass
 class GaussianTheory:
@@ -251,22 +193,19 @@ class GaussianTheory:
 
     def covariance(self, beta: float) -> np.ndarray:
         """Exact covariance (βA)⁻¹, shape (n, n)."""
-        L = self._need_chol()
-        Linv = sla.solve_triangular(L, np.eye(L.shape[0]), lower=True)
+        Linv = linalg.inverse_cholesky(self._need_chol())
         return (Linv.T @ Linv) / check_beta(beta)
 
     def marginal_variances(self, beta: float) -> np.ndarray:
         """diag((βA)⁻¹), shape (n,)."""
-        L = self._need_chol()
-        Linv = sla.solve_triangular(L, np.eye(L.shape[0]), lower=True)
+        Linv = linalg.inverse_cholesky(self._need_chol())
         return np.sum(Linv**2, axis=0) / check_beta(beta)
 
     def sample(self, beta: float, n_samples: int, rng: np.random.Generator) -> np.ndarray:
         """Exact independent samples m + L⁻ᵀz/√β, shape (n_samples, n)."""
         L = self._need_chol()
         z = rng.standard_normal((L.shape[0], n_samples))
-        x = sla.solve_triangular(L, z, lower=True, trans="T")
-        return self.mean[None, :] + x.T / np.sqrt(check_beta(beta))
+        return linalg.gaussian_draw(self.mean, L, z.T, check_beta(beta))
 
     def ula_covariance(self, beta: float, step: float) -> np.ndarray:
         """Stationary covariance of unadjusted Langevin, (βA)⁻¹(I − ηA/2)⁻¹, shape (n, n).
@@ -365,8 +304,8 @@ def gaussian_theory(model: MergedModel, task: Task, *, n_probes: int = 64,
     h = model.field
     if isinstance(model.data, DenseData):
         L = np.linalg.cholesky(model.precision())
-        m = sla.cho_solve((L, True), h)
-        Linv = sla.solve_triangular(L, np.eye(L.shape[0]), lower=True)
+        m = linalg.ridge_mean(h, chol=L)
+        Linv = linalg.inverse_cholesky(L)
         diag_inv = np.sum(Linv**2, axis=0)
         del Linv
         trace_inv, trace_act = float(diag_inv.sum()), float(diag_inv[act].sum())
@@ -376,8 +315,7 @@ def gaussian_theory(model: MergedModel, task: Task, *, n_probes: int = 64,
         exact = True
     else:
         L = None
-        m, _, _ = conjugate_gradient(model.precision_product, h[None], tol=cg_tol)
-        m = m[0]
+        m = linalg.ridge_mean(h, matvec=model.precision_product, tol=cg_tol)
         rng = np.random.default_rng(seed)
         z = rng.choice([-1.0, 1.0], size=(n_probes, model.n_spins))
         z[:, ~act] = 0.0
@@ -701,9 +639,10 @@ def factored_ground_state(model: FactoredModel, *, tol: float = 1e-13,
     lam = model.lam
     data = model.data
     if isinstance(data, DenseData):
-        lip = float(np.linalg.eigvalsh(data.gram)[-1])
+        lip = linalg.largest_eigenvalue(matrix=data.gram)
     else:
-        lip = _largest_eigenvalue(data.gram_product, data.n)
+        lip = 1.01 * linalg.largest_eigenvalue(lambda v: data.gram_product(v[None])[0],
+                                               data.n)
     step = 1.0 / lip
 
     def prox(V: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The HDF5 run file: write, append, checkpoint, read (docs/model.md §4).
+"""The HDF5 run file (``spinicl-run``): write, append, checkpoint, read (docs/model.md §4).
 
 Layout of one run file::
 
@@ -39,7 +39,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import h5py
@@ -53,14 +53,65 @@ FORMAT_NAME = "spinicl-run"
 #: Free bytes kept in reserve beyond twice what a flush writes (HDF5 metadata, the
 #: final status).
 SPACE_MARGIN = 256 * 1024
-STATUSES = ("running", "interrupted", "complete", "failed")
 
 
 class StoreError(RuntimeError):
     """A run file that is missing, unreadable, foreign or corrupt (one-line message)."""
 
 
-def _now() -> str:
+#: How long a writer waits for another process's HDF5 file lock before it gives up.
+LOCK_WAIT_SECONDS = 10.0
+
+
+def _is_lock_error(exc: OSError) -> bool:
+    """True for HDF5's "unable to lock file" (another process holds the file open)."""
+    return isinstance(exc, BlockingIOError) or "unable to lock file" in str(exc).lower()
+
+
+def open_locked_retry(opener: Callable[[], h5py.File], path: str,
+                      wait: float | None = None) -> h5py.File:
+    """Call ``opener`` (an HDF5 write open of ``path``), retrying while the file is
+    locked by another process.
+
+    A reader that opens a closed run or sweep file, even with ``swmr=True``, holds HDF5's
+    file lock while it is open, and a write open then fails at once with "unable to lock
+    file". The writer therefore retries with a growing pause (10 ms to 50 ms, so that
+    it also gets in between the opens of a reader that polls) for up to ``wait`` seconds.
+
+    Parameters
+    ----------
+    opener : callable
+        Returns the open file; raises OSError when it cannot.
+    path : str
+        For the message.
+    wait : float, optional
+        Seconds to keep trying (default :data:`LOCK_WAIT_SECONDS`).
+
+    Raises
+    ------
+    StoreError
+        Still locked after ``wait`` seconds (one line naming the file).
+    OSError
+        Any other failure to open, unchanged.
+    """
+    wait = LOCK_WAIT_SECONDS if wait is None else float(wait)
+    deadline = time.monotonic() + wait
+    pause = 0.01
+    while True:
+        try:
+            return opener()
+        except OSError as exc:
+            if not _is_lock_error(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"{path}: locked by another process for {wait:g} s (a reader holding "
+                    "it open?); close it and run the command again") from None
+        time.sleep(pause)
+        pause = min(2 * pause, 0.05)
+
+
+def now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
@@ -102,6 +153,45 @@ def temporary_name(path: str) -> str:
     """A name next to ``path`` for building it: unique per process, so two writers of
     the same output never build into one temporary file."""
     return f"{path}.{os.getpid()}.tmp"
+
+
+def remove_stale_temporaries(path: str) -> list[str]:
+    """Delete the temporary files of ``path`` (:func:`temporary_name`) whose process is
+    gone: what a run killed with SIGKILL while it built ``path`` leaves behind.
+
+    Returns
+    -------
+    list of str
+        The files removed.
+    """
+    d = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    removed = []
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return removed
+    for name in names:
+        pid = name[len(base) + 1:-len(".tmp")]
+        if not (name.startswith(base + ".") and name.endswith(".tmp") and pid.isdigit()):
+            continue
+        if int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(d, name))
+            removed.append(os.path.join(d, name))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """True if a process ``pid`` exists (on this host)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
 
 
 def place_new_file(tmp: str, path: str, force: bool) -> None:
@@ -172,6 +262,7 @@ def create_layout(path: str, *, attrs: dict[str, Any], temperatures: np.ndarray,
         Shape of one snapshot (T, M, n_spins), or None for no snapshots.
     """
     tmp = temporary_name(path)
+    remove_stale_temporaries(path)
     try:
         _write_layout(tmp, attrs, temperatures, theory, record_shapes, record_dtypes,
                       checkpoint, snapshot_shape, chunk_records)
@@ -193,8 +284,8 @@ def _write_layout(tmp: str, attrs: dict[str, Any], temperatures: np.ndarray,
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["spinicl_version"] = __version__
-        f.attrs.setdefault("created", _now())
-        f.attrs["updated"] = _now()
+        f.attrs.setdefault("created", now())
+        f.attrs["updated"] = now()
         f.attrs.setdefault("status", "running")
         f.attrs.setdefault("message", "")
         f.create_dataset("ladder/T", data=np.asarray(temperatures, dtype=float))
@@ -257,7 +348,18 @@ class RunWriter:
         return (len(self._buffer) >= self.flush_every
                 or time.monotonic() - self._last_flush >= self.flush_seconds)
 
-    def _write_records(self) -> None:
+    @property
+    def checkpoint_step(self) -> int:
+        """The step of the last complete checkpoint in the file (-1 if it cannot be read,
+        e.g. after :meth:`close`)."""
+        with contextlib.suppress(Exception):  # closed handle, I/O error: only reported
+            return int(self.f["checkpoint/meta"][2])
+        return -1
+
+    def write_records(self) -> None:
+        """Write the buffered records and snapshots now, without a checkpoint (what a
+        failing run keeps before :func:`finish_run`: records up to the failure, readable
+        once the status is final)."""
         if self._buffer:
             k = len(self._buffer)
             for name in self._buffer[0]:
@@ -292,7 +394,7 @@ class RunWriter:
             with its last checkpoint intact.
         """
         self._check_space(state)
-        self._write_records()
+        self.write_records()
         if temperatures is not None:
             self.f["ladder/T"][...] = np.asarray(temperatures, dtype=float)
         self.f.flush()
@@ -330,11 +432,17 @@ class RunWriter:
 
 
 def _open_swmr_writer(path: str) -> h5py.File:
-    """Open ``path`` for writing directly in SWMR mode (no plain write-mode window)."""
+    """Open ``path`` for writing directly in SWMR mode (no plain write-mode window),
+    waiting for a reader that holds its lock (:func:`open_locked_retry`)."""
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
-    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE, fapl)
-    return h5py.File(fid)
+
+    def opener() -> h5py.File:
+        fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE,
+                            fapl)
+        return h5py.File(fid)
+
+    return open_locked_retry(opener, path)
 
 
 def finish_run(path: str, status: str, message: str = "",
@@ -355,15 +463,15 @@ def finish_run(path: str, status: str, message: str = "",
         if exc.errno != errno.ENOSPC:
             raise
         # no room for a copy (a full disk): the status and message in place, no summary
-        with h5py.File(path, "r+", libver="latest") as f:
+        with open_locked_retry(lambda: h5py.File(path, "r+", libver="latest"), path) as f:
             f.attrs["status"] = status
             f.attrs["message"] = message
         return
     try:
-        with h5py.File(tmp, "r+", libver="latest") as f:
+        with open_locked_retry(lambda: h5py.File(tmp, "r+", libver="latest"), tmp) as f:
             f.attrs["status"] = status
             f.attrs["message"] = message
-            f.attrs["updated"] = _now()
+            f.attrs["updated"] = now()
             if summary is not None:
                 if "summary" in f:
                     del f["summary"]
@@ -387,18 +495,107 @@ def open_run(path: str) -> h5py.File:
     """
     if not os.path.exists(path):
         raise StoreError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise StoreError(f"{path}: a directory, not a run file")
     try:
-        f = h5py.File(path, "r", swmr=True)
+        f = open_swmr_read(path)
     except OSError as exc:
         try:
-            f = h5py.File(path, "r")
+            f = RunFile(path, "r")
         except OSError:
             raise StoreError(f"{path}: not a readable HDF5 file ({_short(exc)})") from None
-    if f.attrs.get("format") != FORMAT_NAME:
+    try:
+        fmt = f.attrs.get("format")
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        f.close()
+        raise damaged(path, exc) from None
+    if fmt != FORMAT_NAME:
         f.close()
         raise StoreError(f"{path}: not a spinicl run file (no format={FORMAT_NAME!r} "
                          "attribute)")
     return f
+
+
+#: Metadata read attempts of a SWMR reader (HDF5's default, 100, retries a checksum
+#: failure with a doubling pause: on a truncated file that is hours; 28 attempts make
+#: at most ≈ 0.3 s in all, ample for the moments a live writer rewrites a block).
+SWMR_READ_ATTEMPTS = 28
+
+
+def open_swmr_read(path: str) -> RunFile:
+    """``h5py.File(path, "r", swmr=True)`` that gives up on a truncated file in well
+    under a second instead of retrying for hours (:data:`SWMR_READ_ATTEMPTS`); a read
+    failure inside its ``with`` block leaves as :class:`StoreError` (:class:`RunFile`)."""
+    return RunFile(_open_swmr_reader(path))
+
+
+def _open_swmr_reader(path: str) -> h5py.h5f.FileID:
+    """Open ``path`` read-only in SWMR mode with :data:`SWMR_READ_ATTEMPTS` attempts."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_EARLIEST, h5py.h5f.LIBVER_LATEST)
+    setter = _hdf5_function("H5Pset_metadata_read_attempts")
+    if setter is not None:
+        setter(fapl.id, SWMR_READ_ATTEMPTS)
+    return h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ,
+                         fapl)
+
+
+_HDF5_FUNCTIONS: dict[str, Any] = {}
+
+
+def _hdf5_function(name: str):
+    """A function of the HDF5 library h5py runs on (ctypes), or None where not found."""
+    if name in _HDF5_FUNCTIONS:
+        return _HDF5_FUNCTIONS[name]
+    import ctypes
+    import glob
+
+    fn = None
+    libs = []
+    with contextlib.suppress(OSError), open("/proc/self/maps") as fh:  # Linux: h5py's copy
+        libs = sorted({w for line in fh for w in line.split()
+                       if os.path.basename(w).startswith(("libhdf5.", "libhdf5-"))})
+    libs += glob.glob(os.path.join(os.path.dirname(h5py.__file__), os.pardir, "h5py.libs",
+                                   "libhdf5-*"))
+    for lib in libs:
+        try:
+            fn = getattr(ctypes.CDLL(lib), name)
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes = [ctypes.c_int64, ctypes.c_uint]
+        fn.restype = ctypes.c_int
+        break
+    _HDF5_FUNCTIONS[name] = fn
+    return fn
+
+
+def damaged(path: str, exc: BaseException) -> StoreError:
+    """The one-line error for a file whose contents cannot be read (truncated, torn)."""
+    return StoreError(f"{path}: damaged or truncated run file, cannot be read "
+                      f"({type(exc).__name__}: {_short(exc)})")
+
+
+class RunFile(h5py.File):
+    """A run file opened by :func:`open_run`: a failure to read it inside its ``with``
+    block (HDF5's OSError or RuntimeError on a truncated or torn file) leaves as a
+    one-line :class:`StoreError` naming the file."""
+
+    def __exit__(self, exc_type, exc, tb):
+        path = self.filename
+        super().__exit__(exc_type, exc, tb)
+        if (exc is not None and isinstance(exc, OSError | RuntimeError)
+                and not isinstance(exc, StoreError) and _is_h5_error(exc, tb)):
+            raise damaged(path, exc) from None
+        return False
+
+
+def _is_h5_error(exc: BaseException, tb) -> bool:
+    """True when ``exc`` was raised inside h5py (not by the caller's own code)."""
+    while tb is not None:
+        if "h5py" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return isinstance(exc, OSError) and "Unable to" in str(exc)
 
 
 def _short(exc: BaseException) -> str:
@@ -481,7 +678,8 @@ def copy_for_resume(path: str, attr_updates: dict[str, Any] | None = None
     create_layout(path + ".resume", attrs=raw_attrs, temperatures=temps, theory=theory,
                   record_shapes=shapes, record_dtypes=dtypes, checkpoint=state,
                   snapshot_shape=snap_shape)
-    with h5py.File(path + ".resume", "r+", libver="latest") as g:
+    with open_locked_retry(lambda: h5py.File(path + ".resume", "r+", libver="latest"),
+                           path + ".resume") as g:
         for k, v in traces.items():
             g[f"trace/{k}"].resize(n, axis=0)
             g[f"trace/{k}"][...] = v
