@@ -14,10 +14,11 @@ the outputs, so ``spinicl sweep FILE.toml -o FILE.h5`` reruns either from the sh
 
 For each: the novel-task test MSE ⟨ε_ICL⟩, the overlap ratio q/Q = ⟨q_ab⟩/⟨Q⟩ between two
 independent replicas (1: frozen into one state; 0: thermal noise dominates), white contour
-at q/Q = 1/2, and the alignment cos(W, I_{D+1}). Alignment caveat: in theory mode it is the
-alignment of the Boltzmann *mean* m (T-independent); in sample mode it is the thermal
-average of the alignment of the samples, which falls with T as noise grows. The dotted line
-is the interpolation threshold P = D(D+1), α = (D+1)/D.
+at q/Q = 1/2, and the alignment ⟨cos(W, I_{D+1})⟩: the thermal average of the alignment
+of the samples in both modes (theory mode draws exact Gaussian samples; the mean's
+alignment is its T → 0 limit, ``alignment_ground_state``), falling with T as noise grows
+(outputs written before this change show the mean's alignment in the merged panel).
+The dotted line is the interpolation threshold P = D(D+1), α = (D+1)/D.
 
 Settings: D = 8, N = 20, λ = 0.01, σ_x = σ_w = 1, noiseless labels, 1000 test prompts.
 Merged: 30 α in [0.1, 10] (log-spaced) × T ∈ [1e-6, 1e-1] (26 temperatures) × 4 seeds.
@@ -188,8 +189,7 @@ def make_figure(rows: list[dict], s: dict, out, stem: str) -> None:
             what = "merged, exact" if model == "merged" else "factored, MALA + RE"
             tag = "abcdef"[3 * i + j]
             short = {"test_mse_novel": "test MSE", "overlap_ratio": "$q/Q$",
-                     "alignment": ("alignment of the mean $m$" if model == "merged"
-                                   else "alignment of samples")}[z]
+                     "alignment": "alignment of samples"}[z]
             ticks = [t for t in (0.1, 0.3, 1, 3, 10, 30) if a.min() * 0.7 <= t <= a.max() * 1.4]
             ax.xaxis.set_major_locator(FixedLocator(ticks))
             ax.xaxis.set_major_formatter(FixedFormatter([f"{t:g}" for t in ticks]))

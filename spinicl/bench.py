@@ -70,7 +70,9 @@ from spinicl.config import (
 from spinicl.models import MODELS, REPRESENTATIONS, MergedModel, active_mask
 
 #: Samplers the bench knows (the registry's, the exact reference first).
-BENCH_SAMPLERS = ("exact",) + tuple(s for s in registry.sampler_names() if s != "exact")
+BENCH_SAMPLERS = tuple(sorted(registry.sampler_names(),
+                              key=lambda s: not registry.SAMPLERS[s].exact_reference))
+
 #: The default rows.
 DEFAULT_SAMPLERS = ("exact", "mala", "ula", "baoab")
 #: Preconditioners (the registry's).
@@ -217,6 +219,12 @@ def _top_active_mode(model: MergedModel) -> np.ndarray:
     return u / np.linalg.norm(u)
 
 
+def _is_reference(row: dict[str, Any]) -> bool:
+    """A row of the exact reference sampler (independent draws)."""
+    entry = registry.SAMPLERS.get(row.get("sampler"))
+    return entry is not None and entry.exact_reference
+
+
 def _exact_start(model: MergedModel, beta: float, replicas: int, seed: int
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Ridge mean m and R exact independent draws m + L⁻ᵀz/√β (dense representation)."""
@@ -313,7 +321,7 @@ def _bench_row(model: Any, kind: str, precond: str, obs: _Observables, *, beta: 
         return row
     try:
         state = sampler.init(obs.start)
-        if step_fraction is not None and kind != "exact":
+        if step_fraction is not None and not registry.SAMPLERS[kind].exact_reference:
             state = state._replace(step_size=step_fraction * sampler.stability_bound)
         row["setup_seconds"] = time.perf_counter() - t0
         # warm-up: compile/load the kernels, estimate the step time, burn in
@@ -373,7 +381,7 @@ def _bench_row(model: Any, kind: str, precond: str, obs: _Observables, *, beta: 
         tau_error_energy=err_e,
         tau_error_slowest=err_s,
         tau_reliable=reliable,
-        gamma=gamma if kind == "baoab" else None,
+        gamma=gamma if registry.SAMPLERS[kind].friction else None,
         peak_memory_mb=peak_memory_mb(),
     )
     notes = []
@@ -530,7 +538,7 @@ def bench_samplers(task_config: TaskConfig,
               "replicas": replicas, "slowest_eigenvalue": obs.slowest_eigenvalue}
     rows = []
     for kind in kinds:
-        for p in (("none",) if kind == "exact" else pre):
+        for p in (("none",) if registry.SAMPLERS[kind].exact_reference else pre):
             row = _bench_row(ham, kind, p, obs, beta=beta, replicas=replicas, budget=budget,
                              seed=seed, gamma=gamma, blas_threads=blas_threads,
                              warmup_fraction=warmup_fraction,
@@ -539,7 +547,7 @@ def bench_samplers(task_config: TaskConfig,
             rows.append(row)
             if progress is not None:
                 progress({k: _clean(v) for k, v in row.items()})
-    exact = next((r for r in rows if r["sampler"] == "exact" and r["status"] == "ok"), None)
+    exact = next((r for r in rows if _is_reference(r) and r["status"] == "ok"), None)
     if exact is not None:
         ref = exact["chain_steps_per_s"]
         for r in rows:
@@ -600,17 +608,19 @@ def format_bench_table(rows: Sequence[dict[str, Any]]) -> str:
            line(head), line(["-" * w for w in widths])]
     out += [line(b) for b in body]
     notes = []
-    exact = any(r.get("sampler") == "exact" and r.get("status") == "ok" for r in rows)
+    exact = next((r["sampler"] for r in rows
+                  if _is_reference(r) and r.get("status") == "ok"), None)
     if exact:
-        notes.append("x/exact: ESS per second over the exact sampler's independent samples "
-                     "per second (its chain-steps/s).")
+        notes.append(f"x/exact: ESS per second over the {exact} sampler's independent "
+                     "samples per second (its chain-steps/s).")
     for r in rows:
         if r.get("note"):
             tag = "" if r.get("status") == "ok" else f"{r.get('status')}: "
             notes.append(f"{r['sampler']}/{r['precondition']}: {tag}{r['note']}")
-    if any(r.get("sampler") == "ula" and r.get("status") == "ok" for r in rows):
-        notes.append("ula is biased at its finite step: its stationary covariance is "
-                     "(beta A)^-1 (I - eta A/2)^-1, not (beta A)^-1.")
+    for name in dict.fromkeys(r.get("sampler") for r in rows if r.get("status") == "ok"):
+        law = registry.stationary_law(name) if name in registry.SAMPLERS else None
+        if law is not None:
+            notes.append(f"{name} is biased at its finite step: {law.note}")
     slow = {r.get("slowest_observable") for r in rows if r.get("slowest_observable")}
     if slow and slow != {"proj_slowest_mode"}:
         notes.append("slowest observable (largest tau): " + ", ".join(

@@ -212,18 +212,21 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
     if cfg.lam <= 0:
         raise ConfigError("lam", "> 0 for the exact Boltzmann distribution", cfg.lam,
                           "with lam = 0 the inactive spins are free")
-    if model == "factored" and dk is not None and dk < cfg.D + 1:
-        raise ConfigError("dk", f">= D+1 = {cfg.D + 1} for the exact factored ground state",
+    # A Gaussian model's theory is its closed form (and AMP, the D → ∞ theory); any
+    # other model's is its exact ground state (``model.ground_state()``).
+    gaussian = registry.MODELS[model].gaussian
+    if not gaussian and dk is not None and dk < cfg.D + 1:
+        raise ConfigError("dk", f">= D+1 = {cfg.D + 1} for the exact {model} ground state",
                           dk)
     asym = None
     if asymptotic:
         from spinicl.theory.asymptotic import from_spinicl
 
-        if model != "merged":
+        if not gaussian:
             raise ConfigError("model", "merged with --asymptotic (the D -> infinity theory "
                               "is that of the merged linear attention)", model)
         asym = from_spinicl(cfg)
-    run_amp = model == "merged" and not no_amp
+    run_amp = gaussian and not no_amp
     if run_amp and representation == "auto":
         # AMP needs the dense couplings: take them whenever they fit the budget.
         try:
@@ -244,7 +247,7 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
     task = make_task(cfg, keep_test_context=not no_baselines)
     merged = build_model(task, "merged", representation=representation,
                          memory_budget=memory_budget)
-    from spinicl.theory.gaussian import factored_ground_state, gaussian_theory
+    from spinicl.theory.gaussian import gaussian_theory
 
     th = gaussian_theory(merged, task, seed=cfg.seed)
     result: dict[str, Any] = {"spinicl_version": __version__, "model": model,
@@ -266,20 +269,16 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
         from spinicl.theory.baselines import baselines as _baselines
 
         result.update(_baselines(task))
-    if model == "factored":
-        fm = build_model(task, "factored", dk=dk, representation=representation,
+    if not gaussian:
+        fm = build_model(task, model, dk=dk, representation=representation,
                          memory_budget=memory_budget)
-        gs = factored_ground_state(fm)
+        gs = fm.ground_state(required=True)
         from spinicl.models import alignment, gd_cosine, mse
 
         W = gs.W[None]
         fact = {
             "n_spins": fm.n_spins,
-            "dk": fm.dk,
-            "energy_ground": gs.energy,
-            "data_energy_ground": gs.data_energy,
-            "nuclear_norm": gs.nuclear_norm,
-            "rank": gs.rank,
+            **gs.rows,
             "train_mse": float(mse(W, task.train)[0]),
             "test_mse_novel": float(mse(W, task.test_novel)[0]),
             "test_mse_in_distribution": float(mse(W, task.test_in_distribution)[0]),
@@ -302,7 +301,7 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
     result["seconds"] = time.perf_counter() - t0
     if as_json:
         print_json(result)
-    elif model == "factored":
+    elif not gaussian:
         _print_factored(result, cfg)
     else:
         _print_merged(result, th, cfg, beta)
@@ -695,9 +694,10 @@ def format_info(d: dict) -> str:
             f"{lad['target']:g}; round trips {'—' if rt is None else rt}"
             + ("" if rt is None else f" ({', '.join(map(str, lad['round_trips_per_copy']))}"
                                      f" per copy, whole run)"))
-    if c["sampler"] == "ula":
-        lines.append("sampler ula: 'exact' is ULA's own stationary law at its step; the "
-                     "Boltzmann value and the bias are in --json (boltzmann, bias)")
+    if c["sampler"] in registry.SAMPLERS and registry.stationary_law(c["sampler"]):
+        lines.append(f"sampler {c['sampler']}: 'exact' is {c['sampler'].upper()}'s own "
+                     "stationary law at its step; the Boltzmann value and the bias are in "
+                     "--json (boltzmann, bias)")
     lines.append("")
     lines.append(f"{'observable':26s}{'T':>10s} {'mean':>11s} {'± stderr':>10s} "
                  f"{'exact':>11s} {'z':>6s} {'τ_int':>7s} {'ESS':>8s}")

@@ -402,12 +402,11 @@ def _resolve_auto_ladder(cfg: SampleConfig) -> tuple[float, ...]:
     spec = parse_temperatures(cfg.temperatures)
     if not isinstance(spec, str):
         return spec
+    from spinicl import registry
     from spinicl.samplers.tempering import auto_temperatures
 
     tmin, tmax = (float(x) for x in spec.split(":")[:2])
-    d1 = cfg.task.D + 1
-    n = d1 * d1 if cfg.model == "merged" else 2 * (cfg.dk or d1) * d1
-    return auto_temperatures(n, tmin, tmax)
+    return auto_temperatures(registry.model_spins(cfg.model, cfg.task.D, cfg.dk), tmin, tmax)
 
 
 @dataclass(frozen=True)
@@ -524,7 +523,8 @@ class SampleConfig:
         check_prompt_memory(self.task)
         if self.adapt_ladder is None:
             set_(self, "adapt_ladder",
-                 self.model == "factored" and len(self.temperatures) >= 3 and self.burn_in > 0)
+                 registry.MODELS[self.model].adapt_ladder and len(self.temperatures) >= 3
+                 and self.burn_in > 0)
         set_(self, "adapt_ladder", bool(self.adapt_ladder))
         check_lam_for_sampling(self.task.lam)
         registry.check(self.model, self.sampler, self.precondition, self.representation)

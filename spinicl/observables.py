@@ -1,57 +1,158 @@
-"""What is recorded per replica at each record (docs/model.md §1.6).
+"""What is recorded per replica at each record, and the one table of observables
+(docs/model.md §1.6).
 
-An :class:`ObservableSet` is built once per run (it holds the test sets, the ground state
-and the exact references) and turns the sampler's configurations, shape
-(n_temps, copies, n_spins), into one record: a dict of arrays whose shapes are listed in
-:data:`SHAPES`. Observables are computed on the effective merged weights W (for the
-factored model W = W_qᵀW_k, gauge invariant).
+:data:`OBSERVABLES` is the single description of every observable spinicl knows: its
+record shape, how it is obtained (:attr:`Observable.kind`), its closed-form thermal
+average where one exists (:attr:`Observable.exact`), its symbol, words and plot scale.
+Recording (:class:`ObservableSet`, :func:`record_shape`), the exact references
+(:func:`exact_references`), the theory-mode sweep (:func:`theory_summaries`), the loaders
+and the plots all read it. An :class:`ObservableSet` is built once per run (it holds the
+test sets, the ground state and the exact references) and turns the sampler's
+configurations, shape (n_temps, copies, n_spins), into one record: a dict of arrays whose
+shapes are listed in :data:`SHAPES`. Observables are computed on the effective merged
+weights W (for the factored model W = W_qᵀW_k, gauge invariant).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 
 from spinicl.models import Model, active_mask, alignment, gd_cosine, mse
 from spinicl.prompts import Task
 
-#: Observable name → shape of one record, in terms of T (temperatures), M (copies) and
-#: M2 = M(M−1)/2 (pairs of copies). ``step`` is a scalar per record.
-SHAPES = {
-    "step": (),
-    "energy": ("T", "M"),
-    "train_mse": ("T", "M"),
-    "test_mse_novel": ("T", "M"),
-    "test_mse_in_distribution": ("T", "M"),
-    "self_overlap": ("T", "M"),
-    "overlap": ("T", "M2"),
-    "self_overlap_active": ("T", "M"),
-    "overlap_active": ("T", "M2"),
-    "alignment": ("T", "M"),
-    "gd_cosine": ("T", "M"),
-    "distance_to_ground_state": ("T", "M"),
-    "accept": ("T", "M"),
-    "swap_accept": ("T-1",),
-}
+#: Kinds of observable (:attr:`Observable.kind`).
+KINDS = ("record", "sampler", "derived", "theory")
 
-#: Units / meaning, for tables and plot labels.
-LABELS = {
-    "energy": "E",
-    "train_mse": r"$\varepsilon_{\rm train}$",
-    "test_mse_novel": r"$\varepsilon_{\rm ICL}$ (novel tasks)",
-    "test_mse_in_distribution": r"$\varepsilon_{\rm ID}$ (pool tasks)",
-    "self_overlap": "Q",
-    "overlap": r"$q_{ab}$",
-    "self_overlap_active": r"$Q_{\rm act}$",
-    "overlap_active": r"$q_{ab,\rm act}$",
-    "alignment": "alignment",
-    "gd_cosine": "cos(W, GD)",
-    "distance_to_ground_state": r"$\|W-W_0\|^2/n$",
-    "accept": "acceptance",
-    "swap_accept": "swap acceptance",
-}
+
+@dataclass(frozen=True)
+class Observable:
+    """One observable: one row of :data:`OBSERVABLES`.
+
+    Attributes
+    ----------
+    name : str
+        Its key in /trace, /summary, /theory and sweep files.
+    kind : {"record", "sampler", "derived", "theory"}
+        How it is obtained: ``record``, computed from the configurations at each record
+        (:meth:`ObservableSet.compute`); ``sampler``, reported by the sampler (acceptance,
+        the record's step); ``derived``, the ratio of two stored summaries
+        (:attr:`derived_from`), formed when read; ``theory``, only in theory-mode sweeps
+        (a closed form at every temperature, no record).
+    shape : tuple of str or None
+        Shape of one record in terms of T (temperatures), M (copies), M2 = M(M−1)/2
+        (pairs of copies) and T-1 (neighbouring rungs); ``()`` a scalar; None: never
+        recorded (derived and theory kinds).
+    words : str
+        A few words, before the symbol on colour bars and y axes.
+    symbol : str
+        Mathtext symbol of its thermal average.
+    trace_symbol : str or None
+        Symbol of one record (no thermal average) on trace panels; None: ``symbol``.
+    log_scale : bool
+        Positive and spread over decades: log colour / y scale when it spans > 1 decade.
+    derived_from : (str, str) or None
+        ``derived``: (numerator, denominator) stored summaries.
+    function : callable W → (R,), or None
+        How a per-replica observable that depends on the merged weights W (R, (D+1)²)
+        alone is computed (recording and the theory-mode draws); None: computed with the
+        run's test sets, pairs or ground state (:meth:`ObservableSet.compute`), or not
+        from W.
+    exact : callable (theory, beta) → float, or None
+        Its closed-form Boltzmann average from a
+        :class:`~spinicl.theory.gaussian.GaussianTheory` (Gaussian models; NaN for the
+        others); None: no closed form (the average is sampled, or has none).
+    """
+
+    name: str
+    kind: str
+    shape: tuple[str, ...] | None
+    words: str
+    symbol: str
+    trace_symbol: str | None = None
+    log_scale: bool = False
+    derived_from: tuple[str, str] | None = None
+    function: Callable[[np.ndarray], np.ndarray] | None = None
+    exact: Callable[[Any, float], float] | None = None
+
+    @property
+    def recorded(self) -> bool:
+        """Stored per record in /trace (``record`` and ``sampler`` kinds)."""
+        return self.shape is not None
+
+    @property
+    def pairs(self) -> bool:
+        """One value per pair of copies (M2): averaged over pairs, not copies."""
+        return self.shape is not None and self.shape[1:2] == ("M2",)
+
+    def label(self, symbol_only: bool = False) -> str:
+        """Axis label: ``"ICL error (novel tasks)  $\\varepsilon_{\\rm ICL}$"``."""
+        return self.symbol if symbol_only else f"{self.words}  {self.symbol}"
+
+
+def _table(*rows: Observable) -> dict[str, Observable]:
+    return {o.name: o for o in rows}
+
+
+#: Every observable, by name (the order of tables and summaries).
+OBSERVABLES: dict[str, Observable] = _table(
+    Observable("step", "sampler", (), "step", r"$t$"),
+    Observable("energy", "record", ("T", "M"), "energy", r"$\langle E\rangle$",
+               trace_symbol=r"$E$", log_scale=True,
+               exact=lambda th, b: th.energy_mean(b)),
+    Observable("train_mse", "record", ("T", "M"), "training error",
+               r"$\varepsilon_{\rm train}$", log_scale=True,
+               exact=lambda th, b: th.train_mse_mean(b)),
+    Observable("test_mse_novel", "record", ("T", "M"), "ICL error (novel tasks)",
+               r"$\varepsilon_{\rm ICL}$", log_scale=True,
+               exact=lambda th, b: th.test_mse_mean(b, "novel")),
+    Observable("test_mse_in_distribution", "record", ("T", "M"), "in-distribution error",
+               r"$\varepsilon_{\rm ID}$", log_scale=True,
+               exact=lambda th, b: th.test_mse_mean(b, "in_distribution")),
+    Observable("self_overlap", "record", ("T", "M"), "self-overlap", r"$Q$",
+               log_scale=True, exact=lambda th, b: th.self_overlap_mean(b)),
+    Observable("overlap", "record", ("T", "M2"), "replica overlap", r"$q_{ab}$",
+               exact=lambda th, b: th.overlap_mean()),
+    Observable("self_overlap_active", "record", ("T", "M"), "self-overlap (active)",
+               r"$Q_{\rm act}$", log_scale=True,
+               exact=lambda th, b: th.self_overlap_mean(b, active=True)),
+    Observable("overlap_active", "record", ("T", "M2"), "overlap (active)",
+               r"$q_{ab}^{\rm act}$", exact=lambda th, b: th.overlap_mean(active=True)),
+    Observable("alignment", "record", ("T", "M"), "alignment", r"$\cos(W, I_{D+1})$",
+               function=alignment),
+    Observable("gd_cosine", "record", ("T", "M"), "cosine with one-step GD",
+               r"$\cos(W, W_{\rm GD})$", function=gd_cosine),
+    Observable("distance_to_ground_state", "record", ("T", "M"), "distance to ground state",
+               r"$\|W-m\|^2/n$", log_scale=True,
+               exact=lambda th, b: th.distance_to_ground_state_mean(b)),
+    Observable("accept", "sampler", ("T", "M"), "acceptance", r"$p_{\rm acc}$"),
+    Observable("swap_accept", "sampler", ("T-1",), "swap acceptance", r"$p_{\rm swap}$"),
+    Observable("overlap_ratio", "derived", None, "overlap ratio", r"$q/Q$",
+               derived_from=("overlap", "self_overlap"),
+               exact=lambda th, b: th.overlap_ratio(b)),
+    Observable("overlap_ratio_active", "derived", None, "overlap ratio (active)",
+               r"$q_{\rm act}/Q_{\rm act}$",
+               derived_from=("overlap_active", "self_overlap_active"),
+               exact=lambda th, b: th.overlap_ratio(b, active=True)),
+    Observable("free_energy", "theory", None, "free energy per spin", r"$f$",
+               exact=lambda th, b: th.free_energy(b)),
+    Observable("alignment_ground_state", "theory", None, "alignment of the ground state",
+               r"$\cos(m, I_{D+1})$", exact=lambda th, b: th.alignment),
+    Observable("gd_cosine_ground_state", "theory", None,
+               "cosine of the ground state with one-step GD", r"$\cos(m, W_{\rm GD})$",
+               exact=lambda th, b: th.gd_cosine),
+)
+
+#: Observable name → shape of one record (the recorded rows of :data:`OBSERVABLES`).
+SHAPES: dict[str, tuple[str, ...]] = {k: o.shape for k, o in OBSERVABLES.items()
+                                      if o.shape is not None}
+#: Derived observables: name → (numerator, denominator) stored summaries.
+DERIVED: dict[str, tuple[str, str]] = {k: o.derived_from for k, o in OBSERVABLES.items()
+                                       if o.derived_from is not None}
 
 
 #: Largest number of merged weights (D+1)² for which the MSEs go through the n × n
@@ -163,8 +264,9 @@ class ObservableSet:
         rec["overlap_active"] = (
             np.stack([np.einsum("ti,ti->t", Wa3[:, a], Wa3[:, b]) / Wa3.shape[2]
                       for a, b in pairs], axis=1) if pairs else np.zeros((T, 0)))
-        rec["alignment"] = tm(alignment(W))
-        rec["gd_cosine"] = tm(gd_cosine(W))
+        for name, obs in OBSERVABLES.items():
+            if obs.function is not None:
+                rec[name] = tm(obs.function(W))
         if self.ground_state is None:
             rec["distance_to_ground_state"] = np.full((T, M), np.nan)
         else:
@@ -177,53 +279,51 @@ class ObservableSet:
         return rec
 
 
-def exact_references(theory, betas: np.ndarray, factored: bool = False, *,
+def exact_references(theory, betas: np.ndarray, gaussian: bool = True, *,
                      sampler: str = "mala", steps: np.ndarray | None = None,
                      precondition: str = "none", model=None, task: Task | None = None
                      ) -> dict[str, np.ndarray]:
-    """Closed-form averages per temperature of the law the sampler targets (NaN: none).
+    """Closed-form averages per temperature of the law the sampler targets (NaN: none),
+    for every recorded observable but ``step`` (the :attr:`Observable.exact` of its row).
 
-    MALA, BAOAB (positions) and the exact sampler target the Boltzmann law. ULA does not:
-    its stationary law is Gaussian with the exact mean m and covariance
-    (βA)⁻¹(I − ηA/2)⁻¹, so for ``sampler="ula"`` the entry ``name`` holds ULA's own
-    stationary mean and ``boltzmann_<name>`` the Boltzmann one beside it (the bias is
-    their difference).
+    MALA, BAOAB, HMC (positions) and the exact sampler target the Boltzmann law. A sampler
+    whose registry entry names a ``stationary_law`` does not (ULA: its stationary law is
+    Gaussian with the exact mean m and covariance (βA)⁻¹(I − ηA/2)⁻¹): for it the entry
+    ``name`` holds that law's own stationary mean and ``boltzmann_<name>`` the Boltzmann
+    one beside it (the bias is their difference).
 
     Parameters
     ----------
     theory : GaussianTheory or None
-        The merged model's exact solution (None, or ``factored=True``: all NaN).
+        The Gaussian model's exact solution (None, or ``gaussian=False``: all NaN).
     betas : ndarray, shape (T,)
-    factored : bool
+    gaussian : bool
+        The model's Boltzmann law is Gaussian (``model.gaussian``).
     sampler : str
+        A sampler of :mod:`spinicl.registry`.
     steps : ndarray (T,), optional
-        The ULA step per rung (needed for ``sampler="ula"``).
+        The step per rung (needed for a sampler with a ``stationary_law``).
     precondition : {"none", "diag", "dense"}
     model, task
-        The merged model and its task (needed for ``sampler="ula"``: test-set traces).
+        The model and its task (needed for a ``stationary_law``: test-set traces).
 
     Returns
     -------
     dict name → ndarray (T,)
     """
     T = len(betas)
-    out = {name: np.full(T, np.nan) for name in SHAPES if name not in ("step",)}
-    if theory is None or factored:
+    out = {name: np.full(T, np.nan) for name in SHAPES if name != "step"}
+    if theory is None or not gaussian:
         return out
-    for k, b in enumerate(betas):
-        out["energy"][k] = theory.energy_mean(b)
-        out["train_mse"][k] = theory.train_mse_mean(b)
-        out["test_mse_novel"][k] = theory.test_mse_mean(b, "novel")
-        out["test_mse_in_distribution"][k] = theory.test_mse_mean(b, "in_distribution")
-        out["self_overlap"][k] = theory.self_overlap_mean(b)
-        out["overlap"][k] = theory.overlap_mean()
-        out["self_overlap_active"][k] = theory.self_overlap_mean(b, active=True)
-        out["overlap_active"][k] = theory.overlap_mean(active=True)
-        out["distance_to_ground_state"][k] = theory.distance_to_ground_state_mean(b)
-    if sampler == "ula":
-        from spinicl.theory.gaussian import ULA_OBSERVABLES, ula_references
+    for name in out:
+        exact = OBSERVABLES[name].exact
+        if exact is not None:
+            out[name] = np.array([exact(theory, b) for b in betas], dtype=float)
+    from spinicl import registry
 
-        for name in ULA_OBSERVABLES:
+    law = registry.stationary_law(sampler)
+    if law is not None:
+        for name in law.observables:
             out[BOLTZMANN_PREFIX + name] = out[name].copy()
             out[name] = np.full(T, np.nan)
         if steps is not None and theory.chol is not None and model is not None \
@@ -231,10 +331,10 @@ def exact_references(theory, betas: np.ndarray, factored: bool = False, *,
             from spinicl.config import ConfigError
 
             try:
-                out.update(ula_references(theory, model, task,
+                out.update(law.references(theory, model, task,
                                           np.asarray(betas, dtype=float),
                                           np.asarray(steps, dtype=float), precondition))
-            except ConfigError:   # an unstable step: ULA has no stationary law
+            except ConfigError:   # an unstable step: no stationary law
                 pass
     return out
 
@@ -242,3 +342,71 @@ def exact_references(theory, betas: np.ndarray, factored: bool = False, *,
 #: /theory key of the Boltzmann value of an observable whose ``exact`` is another law's
 #: (ULA: its own stationary mean).
 BOLTZMANN_PREFIX = "boltzmann_"
+
+#: Exact Gaussian draws per rung behind the theory-mode averages of observables without a
+#: closed form (``alignment``, ``gd_cosine``).
+THEORY_DRAWS = 256
+
+
+def theory_summaries(theory, temperatures: np.ndarray, seed: int,
+                     draws: int = THEORY_DRAWS, chol: np.ndarray | None = None
+                     ) -> dict[str, dict[str, np.ndarray]]:
+    """The summaries of a theory-mode sweep point: every observable of :data:`OBSERVABLES`
+    but the sampler's, at each temperature, as ``mean``, ``stderr``, ``tau_int``, ``ess``
+    and ``exact`` arrays (T,).
+
+    * An observable with a closed form (:attr:`Observable.exact`): ``mean = exact``,
+      ``stderr`` 0, ``ess`` ∞.
+    * A function of W without one (:attr:`Observable.function`: ``alignment``,
+      ``gd_cosine``): its thermal average
+      ⟨f(W)⟩ estimated from ``draws`` exact independent Gaussian draws per rung
+      (:meth:`~spinicl.theory.gaussian.GaussianTheory.sample`, a generator seeded by
+      ``seed``), ``mean`` ± the standard error of that mean, ``ess = draws``, ``exact``
+      NaN (a ratio of Gaussian forms has no closed form). These are the same quantities a
+      sample-mode point stores under the same names. Exact draws need a Cholesky factor
+      of A (``theory.chol``, else ``chol``); without one (the matrix-free representation
+      of a model too large to factor) they are NaN.
+    * ``alignment_ground_state`` and ``gd_cosine_ground_state``: alignment(m) and
+      gd_cosine(m) of the ground state m (the T → 0 limits of the two above).
+
+    Parameters
+    ----------
+    theory : GaussianTheory
+    temperatures : ndarray, shape (T,)
+    seed : int
+        Seed of the draws (the point's task seed): the same point gives the same values.
+    draws : int
+    chol : ndarray (n, n), optional
+        A lower Cholesky factor of A to draw with when ``theory`` has none.
+    """
+    temps = np.asarray(temperatures, dtype=float)
+    T = temps.size
+    L = theory.chol if theory.chol is not None else chol
+    draws_at = None
+    if L is not None:
+        from spinicl import linalg
+
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7E0A1]))
+        draws_at = [linalg.gaussian_draw(theory.mean, L,
+                                         rng.standard_normal((L.shape[0], draws)).T, 1.0 / t)
+                    for t in temps]
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name, obs in OBSERVABLES.items():
+        if obs.kind in ("sampler", "derived"):   # no draws; ratios are formed when read
+            continue
+        row = {"mean": np.full(T, np.nan), "stderr": np.zeros(T),
+               "tau_int": np.full(T, np.nan), "ess": np.full(T, np.inf),
+               "exact": np.full(T, np.nan)}
+        if obs.exact is not None:
+            row["exact"] = np.array([obs.exact(theory, 1.0 / t) for t in temps], dtype=float)
+            row["mean"] = row["exact"].copy()
+        elif obs.function is not None:
+            row["ess"] = np.full(T, float(draws))
+            if draws_at is None:
+                row["stderr"] = np.full(T, np.nan)
+            else:
+                vals = np.stack([obs.function(W) for W in draws_at])   # (T, draws)
+                row["mean"] = vals.mean(axis=1)
+                row["stderr"] = vals.std(axis=1, ddof=1) / np.sqrt(draws)
+        out[name] = row
+    return out

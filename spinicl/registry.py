@@ -13,6 +13,7 @@ Adding a sampler: write its module (a compiled step and a
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,12 +40,27 @@ class Option:
         return check_float(self.name, value, low=self.low, high=self.high)
 
 
+def _merged_spins(D: int, dk: int | None = None) -> int:
+    return (D + 1) ** 2
+
+
+def _factored_spins(D: int, dk: int | None = None) -> int:
+    return 2 * (dk or D + 1) * (D + 1)
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
     help: str
-    #: The Boltzmann law is Gaussian (exact draws, a Cholesky factor when dense).
+    #: The Boltzmann law is Gaussian (exact draws, a Cholesky factor when dense; its
+    #: theory is the closed form of spinicl.theory.gaussian). Otherwise its theory is its
+    #: exact ground state (the model's ``ground_state()``, ``theory_summary()``).
     gaussian: bool
+    #: Number of spins at token dimension D and factor rank dk (None: the default).
+    spins: Callable[[int, int | None], int] = _merged_spins
+    #: Default of ``adapt_ladder`` (a rugged landscape: adapt the replica-exchange ladder
+    #: during burn-in when there are >= 3 rungs).
+    adapt_ladder: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,18 @@ class SamplerEntry:
     needs_cholesky: bool = False
     #: Preconditioners it accepts (None: all).
     preconditioners: tuple[str, ...] | None = None
+    #: Models it runs on (None: all).
+    models: tuple[str, ...] | None = None
+    #: Takes the friction γ (``--gamma``).
+    friction: bool = False
+    #: Independent exact draws: the reference of ``bench`` (one row, no preconditioner).
+    exact_reference: bool = False
+    #: Its stationary law is not the Boltzmann law: "module:function" of that law's
+    #: closed-form averages on a Gaussian model and "module:NAMES" of the observables it
+    #: gives (see :func:`stationary_law`), and a note on the bias for tables.
+    stationary_law: str | None = None
+    stationary_observables: str | None = None
+    stationary_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,25 +96,36 @@ class PreconditionerEntry:
 
 
 MODELS: dict[str, ModelEntry] = {
-    "merged": ModelEntry("merged", "merged weights W ((D+1)² spins, Gaussian law)", True),
+    "merged": ModelEntry("merged", "merged weights W ((D+1)² spins, Gaussian law)", True,
+                         spins=_merged_spins),
     "factored": ModelEntry("factored", "factored W = W_qᵀW_k (2·d_k·(D+1) spins, quartic)",
-                           False),
+                           False, spins=_factored_spins, adapt_ladder=True),
 }
 
 SAMPLERS: dict[str, SamplerEntry] = {
     "mala": SamplerEntry("mala", "spinicl.samplers.mala", "MALA",
                          "Metropolis-adjusted Langevin (step adapted during burn-in)"),
     "ula": SamplerEntry("ula", "spinicl.samplers.ula", "ULA",
-                        "unadjusted Langevin (biased at finite step)"),
+                        "unadjusted Langevin (biased at finite step)",
+                        stationary_law="spinicl.theory.gaussian:ula_references",
+                        stationary_observables="spinicl.theory.gaussian:ULA_OBSERVABLES",
+                        stationary_note="its stationary covariance is (beta A)^-1 "
+                                        "(I - eta A/2)^-1, not (beta A)^-1."),
     "baoab": SamplerEntry("baoab", "spinicl.samplers.baoab", "BAOAB",
-                          "underdamped Langevin, BAOAB splitting (friction --gamma)"),
+                          "underdamped Langevin, BAOAB splitting (friction --gamma)",
+                          friction=True),
     "exact": SamplerEntry("exact", "spinicl.samplers.exact", "Exact",
                           "exact independent Gaussian draws (merged, dense)",
-                          needs_cholesky=True, preconditioners=("none",)),
+                          needs_cholesky=True, preconditioners=("none",),
+                          exact_reference=True),
     "hmc": SamplerEntry("hmc", "spinicl.samplers.hmc", "HMC",
                         "Hamiltonian Monte Carlo (step adapted during burn-in)",
                         options=(Option("leapfrog", "int", 10, "HMC leapfrog steps per "
                                         "move (one gradient each).", 1, 1000),)),
+    "gibbs": SamplerEntry("gibbs", "spinicl.samplers.gibbs", "Gibbs",
+                          "exact block heat bath W_q|W_k, W_k|W_q (factored; any "
+                          "representation: uses A0)", preconditioners=("none",),
+                          models=("factored",)),
 }
 
 PRECONDITIONERS: dict[str, PreconditionerEntry] = {
@@ -98,6 +137,8 @@ PRECONDITIONERS: dict[str, PreconditionerEntry] = {
 }
 
 REPRESENTATIONS = ("auto", "dense", "matrix-free")
+#: The model of a run that names none.
+DEFAULT_MODEL = "merged"
 
 _loaded: dict[str, Any] = {}
 
@@ -112,6 +153,38 @@ def sampler_names() -> tuple[str, ...]:
 
 def preconditioner_names() -> tuple[str, ...]:
     return tuple(PRECONDITIONERS)
+
+
+def model_spins(model: str, D: int, dk: int | None = None) -> int:
+    """Number of spins of ``model`` at token dimension D (factor rank dk)."""
+    return MODELS[check_choice("model", model, model_names())].spins(D, dk)
+
+
+def _attribute(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class StationaryLaw:
+    """A sampler's own stationary law on a Gaussian model (:func:`stationary_law`)."""
+
+    #: (theory, model, task, betas, steps, precondition) → dict name → (T,)
+    references: Callable[..., dict]
+    #: The observables ``references`` gives.
+    observables: tuple[str, ...]
+    note: str
+
+
+def stationary_law(name: str) -> StationaryLaw | None:
+    """The stationary law of sampler ``name`` when it is not the Boltzmann law (ULA at
+    a finite step), else None."""
+    entry = SAMPLERS[check_choice("sampler", name, sampler_names())]
+    if entry.stationary_law is None:
+        return None
+    return StationaryLaw(_attribute(entry.stationary_law),
+                         tuple(_attribute(entry.stationary_observables)),
+                         entry.stationary_note)
 
 
 def all_sampler_options() -> dict[str, tuple[str, Option]]:
@@ -182,6 +255,14 @@ def check(model: str, sampler: str, precondition: str,
         if chol is False:
             raise ConfigError("representation", f"dense for the {sampler} sampler (it "
                               "needs the Cholesky factor of A)", representation)
+    if s.models is not None and model not in s.models:
+        need = " or ".join(s.models)
+        if built:
+            raise ConfigError("model", f"{need} for the {sampler} sampler", model)
+        usable = ", ".join(k for k, v in SAMPLERS.items()
+                           if v.models is None or model in v.models)
+        raise ConfigError("sampler", f"{usable} for the {model} model (the {sampler} "
+                          f"sampler needs the {need} model)", sampler)
     if s.preconditioners is not None and precondition not in s.preconditioners:
         raise ConfigError("precondition", " or ".join(s.preconditioners)
                           + f" for the {sampler} sampler", precondition)

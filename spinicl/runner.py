@@ -34,7 +34,13 @@ from spinicl.io.run import (
     read_traces,
 )
 from spinicl.models import build_model
-from spinicl.observables import SHAPES, ObservableSet, exact_references, record_shape
+from spinicl.observables import (
+    OBSERVABLES,
+    SHAPES,
+    ObservableSet,
+    exact_references,
+    record_shape,
+)
 from spinicl.progress import ProgressLine
 from spinicl.prompts import make_task
 from spinicl.signals import Stopped, stop_requests
@@ -73,18 +79,17 @@ def sampler_seed(seed: int) -> int:
 def build_run(cfg: SampleConfig):
     """Task, model, exact references, observables and sampler of a run config."""
     from spinicl.samplers import Ladder, make_sampler
-    from spinicl.theory.gaussian import factored_ground_state, gaussian_theory
+    from spinicl.theory.gaussian import gaussian_theory
 
     task = make_task(cfg.task, keep_test_context=False)  # no baselines here
     model = build_model(task, cfg.model, dk=cfg.dk, representation=cfg.representation,
                         memory_budget=cfg.memory_budget)
     theory = None
-    ground = None
-    if cfg.model == "merged":
+    if model.gaussian:   # closed-form references; the ground state is their mean m
         theory = gaussian_theory(model, task, seed=cfg.task.seed)
         ground = theory.mean
-    elif model.dk >= model.D + 1:
-        ground = factored_ground_state(model).W
+    else:                # the exact ground state where the model has a solver (else None)
+        ground = model.ground_state().W
     observables = ObservableSet(model, task, ground)
     ladder = Ladder.from_temperatures(list(cfg.temperatures))
     sampler = make_sampler(model, cfg.sampler, ladder=ladder, copies=cfg.copies,
@@ -283,7 +288,7 @@ def _new_run(cfg: SampleConfig, path: str, force: bool, command_line: str, progr
              "representation": model.representation, "n_spins": model.n_spins,
              "total_steps": cfg.total_steps, "burn_in": cfg.burn_in}
     snap_shape = (T, M, model.n_spins) if cfg.snapshot_every else None
-    refs = exact_references(theory, 1.0 / temps, cfg.model == "factored",
+    refs = exact_references(theory, 1.0 / temps, model.gaussian,
                             sampler=cfg.sampler, steps=np.asarray(state.step_size),
                             precondition=cfg.precondition, model=model, task=task)
     refs.update(amp_references(model, task, theory, temps))
@@ -481,7 +486,7 @@ def summarize_traces(traces: dict[str, np.ndarray], theory: dict[str, np.ndarray
             out[name] = summarize_swaps(x.reshape(x.shape[0], T), steps[keep], start,
                                         cfg.swap_every)
             continue
-        pairs = SHAPES.get(name, ())[1:2] == ("M2",)
+        pairs = name in OBSERVABLES and OBSERVABLES[name].pairs
         stats = summarize_columns(x.reshape(x.shape[0], T, int(np.prod(data.shape[2:]))),
                                   pairs=pairs)
         stats["steps_needed"] = stats["records_needed"] * cfg.record_every

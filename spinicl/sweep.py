@@ -317,9 +317,10 @@ def _expand(cfg: SweepConfig, text: str) -> list[PointSpec]:
             raise ConfigError("config", "keys of the right type", cfg.source,
                               str(exc)) from None
         points.append(PointSpec(i, cfg.mode, sample, cfg.baselines))
-    if cfg.mode == "theory" and points and points[0].sample.model != "merged":
-        raise ConfigError("sweep.mode", "sample for the factored model (theory mode needs "
-                          "the Gaussian merged model)", "theory")
+    if cfg.mode == "theory" and points and not registry.MODELS[points[0].sample.model].gaussian:
+        gaussian = ", ".join(k for k, v in registry.MODELS.items() if v.gaussian)
+        raise ConfigError("sweep.mode", f"sample for the {points[0].sample.model} model "
+                          f"(theory mode needs a Gaussian model: {gaussian})", "theory")
     return points
 
 
@@ -396,34 +397,30 @@ def run_point(spec: PointSpec, scratch: str | None = None,
 
 
 def _theory_point(spec: PointSpec) -> tuple[np.ndarray, dict]:
+    """The summaries of a theory-mode point (:func:`spinicl.observables.theory_summaries`):
+    closed forms where they exist; ``alignment`` and ``gd_cosine`` are the thermal
+    averages ⟨f(W)⟩ from exact Gaussian draws seeded by the point's seed (in the
+    matrix-free representation A is formed from n products and factored when
+    n ≤ CHOLESKY_MAX_SPINS; above, no factor to draw with: NaN), the ground
+    state's values are ``alignment_ground_state`` and ``gd_cosine_ground_state``."""
     from spinicl.models import build_model
-    from spinicl.observables import exact_references
+    from spinicl.models.merged import CHOLESKY_MAX_SPINS
+    from spinicl.observables import theory_summaries
     from spinicl.prompts import make_task
     from spinicl.theory.gaussian import gaussian_theory
 
     cfg = spec.sample
     task = make_task(cfg.task, keep_test_context=False)  # no baselines here
-    model = build_model(task, "merged", representation=cfg.representation,
+    model = build_model(task, cfg.model, representation=cfg.representation,
                         memory_budget=cfg.memory_budget)
     th = gaussian_theory(model, task, seed=cfg.task.seed)
     temps = np.asarray(cfg.temperatures, dtype=float)
-    ref = exact_references(th, 1.0 / temps)
-    T = len(temps)
-    summary = {}
-    for name, exact in ref.items():
-        if name in ("accept", "swap_accept"):
-            continue
-        mean = exact.copy()
-        if name == "alignment":
-            mean = np.full(T, th.alignment)
-        elif name == "gd_cosine":
-            mean = np.full(T, th.gd_cosine)
-        summary[name] = {"mean": mean, "stderr": np.zeros(T), "tau_int": np.full(T, np.nan),
-                         "ess": np.full(T, np.inf), "exact": exact}
-    summary["free_energy"] = {k: v for k, v in summary["energy"].items()}
-    summary["free_energy"]["mean"] = np.array([th.free_energy(1 / t) for t in temps])
-    summary["free_energy"]["exact"] = summary["free_energy"]["mean"].copy()
-    return temps, summary
+    chol = None
+    if th.chol is None and model.n_spins <= CHOLESKY_MAX_SPINS:
+        # matrix-free: form A from n products (the cost of the dense Gram) to draw with
+        A = model.precision_product(np.eye(model.n_spins))
+        chol = np.linalg.cholesky(0.5 * (A + A.T))
+    return temps, theory_summaries(th, temps, seed=cfg.task.seed, chol=chol)
 
 
 def _baseline_summaries(spec: PointSpec, n_temps: int) -> dict[str, dict[str, np.ndarray]]:

@@ -69,7 +69,6 @@ from spinicl.config import ConfigError, check_choice, check_float, check_int
 from spinicl.models import (
     MODELS,
     REPRESENTATIONS,
-    DenseData,
     FactoredModel,
     MatrixFreeData,
     MergedModel,
@@ -80,10 +79,6 @@ from spinicl.models import (
     mse,
 )
 from spinicl.prompts import PromptSet, Task
-from spinicl.theory.gaussian import (
-    factored_ground_state,
-    min_norm_ground_state,
-)
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 
@@ -352,10 +347,7 @@ def minibatch_model(model: Model, prompts: PromptSet) -> Model:
     -------
     MergedModel or FactoredModel
     """
-    data = _SubsetData(prompts)
-    if isinstance(model, FactoredModel):
-        return FactoredModel(data, model.lam, model.dk)
-    return MergedModel(data, model.lam)
+    return model.with_data(_SubsetData(prompts))
 
 
 # --------------------------------------------------------------------------- curvature
@@ -365,11 +357,7 @@ def data_curvature(model: Model) -> float:
     Dense: the top eigenvalue of the Gram matrix (LAPACK, one eigenvalue). Matrix-free:
     Lanczos (ARPACK) on the operator W ↦ W A₀, started from a fixed vector.
     """
-    data = model.data
-    if isinstance(data, DenseData):
-        return linalg.largest_eigenvalue(matrix=data.gram)
-    return linalg.largest_eigenvalue(lambda v: data.gram_product(v.reshape(1, -1))[0],
-                                     data.n, tol=1e-10)
+    return model.data.largest_eigenvalue(tol=1e-10)
 
 
 def _mean_feature_norm2(prompts: PromptSet) -> float:
@@ -434,7 +422,9 @@ def train(task: Task, config: TrainConfig | None = None, lam: float | None = Non
     batch = cfg.resolved_batch_size(P)
     model = build_model(task, cfg.model, lam=lam, dk=cfg.dk, representation=cfg.representation,
                         memory_budget=memory_budget)
-    factored = isinstance(model, FactoredModel)
+    # a quadratic (Gaussian) energy has the constant stable step 1/λ_max(A); the others a
+    # per-step curvature bound
+    factored = not model.gaussian
     n_params = model.n_spins
     if theta0 is None:
         theta = initial_parameters(task, cfg, n_params)
@@ -558,7 +548,7 @@ def train(task: Task, config: TrainConfig | None = None, lam: float | None = Non
         test_mse_novel=float(history["test_mse_novel"][-1]),
         test_mse_in_distribution=float(history["test_mse_in_distribution"][-1]),
         seconds=seconds, config=cfg, lam=lam, model=cfg.model,
-        dk=model.dk if factored else None, lr=lr, step_rule=step_rule, batch_size=batch,
+        dk=getattr(model, "dk", None), lr=lr, step_rule=step_rule, batch_size=batch,
         epochs_run=epochs_run, diverged=diverged,
         seeds={"seed": cfg.seed, "spawn_key": [TRAIN_SPAWN_KEY]},
         task_config=task.config.to_dict(),
@@ -631,21 +621,8 @@ def compare_to_ground_state(task: Task, result: TrainResult,
     W = result.W
     note = ""
     nan = float("nan")
-    if isinstance(model, MergedModel):
-        if lam > 0:
-            Wg, kind = ridge_ground_state(model), "ridge"
-        else:
-            Wg, kind = min_norm_ground_state(model), "min-norm"
-        e_ground = float(model.energy(Wg[None])[0])
-    elif model.dk >= model.D + 1:
-        gs = factored_ground_state(model)
-        Wg, kind, e_ground = gs.W, "nuclear-norm", gs.energy
-        if not gs.converged:
-            note = "the nuclear-norm solver did not meet its tolerance"
-    else:
-        Wg, kind, e_ground = None, "none", nan
-        note = (f"no exact ground state for d_k = {model.dk} < D+1 = {model.D + 1} (a "
-                "rank-constrained problem); the nuclear-norm optimum needs d_k >= D+1")
+    gs = model.ground_state()
+    Wg, kind, e_ground, note = gs.W, gs.kind, gs.energy, gs.note
     if Wg is not None:
         ng = float(np.linalg.norm(Wg))
         dist = float(np.linalg.norm(W - Wg)) / ng if ng > 0 else nan

@@ -6,7 +6,6 @@ import io
 import os
 import subprocess
 import sys
-import textwrap
 
 import h5py
 import numpy as np
@@ -69,50 +68,73 @@ temps = "1e-4:1e-1:5"
 
 
 # ----------------------------------------------------------------- Numba's cache
-def _compile_in_subprocess(env: dict[str, str]) -> None:
-    code = textwrap.dedent("""
-        import numpy as np
-        import spinicl
-        from spinicl.samplers import rng
-        rng.normals(np.zeros(2, dtype=np.uint64), 0, 8)
-    """)
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300,
-                   capture_output=True)
+TINY_KERNEL = """
+from numba import njit
+
+@njit(cache=True)
+def twice(x):
+    return 2 * x
+"""
 
 
-def _cache_files(root: str) -> list[str]:
+def _compile_in_subprocess(env: dict[str, str], where) -> None:
+    """Import spinicl (which chooses Numba's cache folder), then compile a cached kernel
+    that lives in ``where`` (a stand-in for an installed package folder)."""
+    (where / "tiny_kernel.py").write_text(TINY_KERNEL)
+    code = "import spinicl, tiny_kernel; assert tiny_kernel.twice(2) == 4"
+    subprocess.run([sys.executable, "-c", code], env=dict(env, PYTHONPATH=str(where)),
+                   check=True, timeout=300, capture_output=True, cwd=where)
+
+
+def _cache_files(root) -> list[str]:
     return [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs
             if f.endswith((".nbi", ".nbc"))]
 
 
-def test_numba_cache_lives_outside_the_package(tmp_path):
+def test_compiled_kernels_never_land_in_the_package():
     """The regression of the README's install order: compiled caches inside
-    site-packages/spinicl outlive an uninstall and shadow the next install."""
+    site-packages/spinicl outlive an uninstall and shadow the next install. Every kernel
+    of the package has been compiled (or loaded from the cache) by now."""
+    import numba
+
+    import spinicl.samplers  # noqa: F401 - compiles the sampler kernels
+
+    assert numba.config.CACHE_DIR == os.environ["NUMBA_CACHE_DIR"]
+    assert not os.path.realpath(numba.config.CACHE_DIR).startswith(
+        os.path.realpath(PACKAGE_DIR))
+    assert _cache_files(PACKAGE_DIR) == []
+
+
+def test_numba_cache_goes_to_the_user_cache_folder(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
-    before = set(_cache_files(PACKAGE_DIR))
-    _compile_in_subprocess(env)
-    assert set(_cache_files(PACKAGE_DIR)) == before == set()
-    assert _cache_files(str(tmp_path / "xdg" / "spinicl" / "numba"))
+    (tmp_path / "pkg").mkdir()
+    _compile_in_subprocess(env, tmp_path / "pkg")
+    assert _cache_files(tmp_path / "pkg") == []
+    assert _cache_files(tmp_path / "xdg" / "spinicl" / "numba")
 
 
 def test_numba_cache_dir_is_overridable(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "mine"))
-    _compile_in_subprocess(env)
-    assert _cache_files(str(tmp_path / "mine"))
-    assert not _cache_files(PACKAGE_DIR)
+    (tmp_path / "pkg").mkdir()
+    _compile_in_subprocess(env, tmp_path / "pkg")
+    assert _cache_files(tmp_path / "mine")
+    assert _cache_files(tmp_path / "pkg") == []
 
 
-def test_numba_cache_falls_back_when_home_is_not_writable(tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
-    if os.access(ro, os.W_OK):  # root ignores the mode bits
-        pytest.skip("running as root: a read-only folder stays writable")
+def test_numba_cache_falls_back_when_the_user_cache_is_unusable(tmp_path):
+    """XDG_CACHE_HOME names a file, not a folder: the cache goes to a per-user folder in
+    the temporary directory, still never next to the package's sources."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
-    env["XDG_CACHE_HOME"] = str(ro)
-    _compile_in_subprocess(env)
-    assert not _cache_files(PACKAGE_DIR)
+    env["XDG_CACHE_HOME"] = str(blocker)
+    env["TMPDIR"] = str(tmp_path / "tmp")
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "pkg").mkdir()
+    _compile_in_subprocess(env, tmp_path / "pkg")
+    assert _cache_files(tmp_path / "pkg") == []
+    assert _cache_files(tmp_path / "tmp" / f"spinicl-numba-{os.getuid()}")
 
 
 # ----------------------------------------------------------------- K = "P"

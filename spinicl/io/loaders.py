@@ -44,7 +44,7 @@ from spinicl.io.hdf5 import as_str, open_read, plain
 from spinicl.io.run import FORMAT_NAME as RUN_FORMAT
 from spinicl.io.sweep_file import FORMAT_NAME as SWEEP_FORMAT
 from spinicl.io.sweep_file import PointResults, read_sweep
-from spinicl.observables import SHAPES
+from spinicl.observables import OBSERVABLES
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import arviz
@@ -125,8 +125,8 @@ def is_sweep_file(path: str | os.PathLike) -> bool:
 
 
 def _obs_order(names) -> list[str]:
-    known = [k for k in SHAPES if k in names]
-    return known + sorted(k for k in names if k not in SHAPES)
+    known = [k for k in OBSERVABLES if k in names]   # the table's order, then the rest
+    return known + sorted(k for k in names if k not in OBSERVABLES)
 
 
 def _stat_order(names) -> list[str]:
@@ -255,7 +255,7 @@ def _valid_records(f: h5py.File, status: str) -> int:
 
 def _trace_dims(name: str, shape: tuple[int, ...], n_temps: int) -> tuple[str, ...]:
     kinds = {"T": "temperature", "M": "copy", "M2": "pair", "T-1": "pair_of_rungs"}
-    spec = SHAPES.get(name)
+    spec = OBSERVABLES[name].shape if name in OBSERVABLES else None
     if spec is not None and len(spec) == len(shape) - 1:
         return ("record", *[kinds[s] for s in spec])
     dims = ["record"]

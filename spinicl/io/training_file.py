@@ -15,7 +15,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from spinicl import __version__
+from spinicl import __version__, registry
 from spinicl.config import ConfigError
 from spinicl.io.hdf5 import decode_attr
 from spinicl.io.run import check_new_file, dumps, now, place_new_file, temporary_name
@@ -182,7 +182,8 @@ def read_training(path: str | os.PathLike) -> dict[str, Any]:
                               note=f"corrupt: {type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:120] if str(exc) else ''}"
                               ) from None
-    n_params = (D + 1) ** 2 if model == "merged" else 2 * int(dk or D + 1) * (D + 1)
+    entry = registry.MODELS.get(model)
+    n_params = entry.spins(D, int(dk) if dk else None) if entry is not None else -1
     lengths = {len(v) for v in history.values()}
     if (W.shape != ((D + 1) ** 2,) or theta.shape != (n_params,) or len(lengths) > 1
             or not set(HISTORY_KEYS) <= set(history)):

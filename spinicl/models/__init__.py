@@ -19,6 +19,10 @@ CLI asks of it (none of them branches on the model's type):
 ``gaussian``                       the Boltzmann law is Gaussian: then ``cholesky()``,
                                    ``ridge_mean()``, ``ground_energy()`` give exact draws
 ``cholesky(required)``             L with A = LLᵀ, or None (required: ConfigError if none)
+``ground_state(required)``         its exact ground state (:class:`~.data.GroundState`:
+                                   merged weights, energy, how found; ``W`` None where
+                                   no exact solver exists)
+``with_data(data)``                the same model on another data term (a minibatch)
 ================================  ========================================================
 
 Every model works on a batch of R replicas at once: spins ``W`` of shape (R, n_spins),
@@ -47,6 +51,7 @@ from spinicl.models.data import (
     ENERGY_TYPE,
     DataTerm,
     DenseData,
+    GroundState,
     KernelData,
     MatrixFreeData,
     active_mask,
@@ -85,6 +90,8 @@ class Model(Protocol):
     def curvature(self, betas: np.ndarray, precondition: str = "none") -> np.ndarray: ...
     def cholesky(self, required: bool = False) -> np.ndarray | None: ...
     def ridge_mean(self) -> np.ndarray: ...
+    def ground_state(self, required: bool = False) -> GroundState: ...
+    def with_data(self, data: DataTerm) -> Model: ...
 
 
 #: The model classes by name (the registry's entries point here).
@@ -176,7 +183,7 @@ def build_model(task: Task, model: str = "merged", *, lam: float | None = None,
 
 __all__ = [
     "ENERGY_SIG", "ENERGY_TYPE", "MODELS", "REPRESENTATIONS", "DataTerm", "DenseData",
-    "FactoredModel", "KernelData", "MatrixFreeData", "MergedModel", "Model", "active_mask",
+    "FactoredModel", "GroundState", "KernelData", "MatrixFreeData", "MergedModel", "Model", "active_mask",
     "alignment", "build_data", "build_model", "choose_representation", "gd_cosine", "mse",
     "predict",
 ]

@@ -21,11 +21,13 @@ cache still hits in a new process. ``np.dot`` inside Numba calls scipy's BLAS.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange, types
 
+from spinicl import linalg
 from spinicl.prompts import PromptSet
 
 #: Largest temporary (elements) the matrix-free products allocate at once.
@@ -63,7 +65,39 @@ class KernelData(NamedTuple):
 
 
 # --------------------------------------------------------------------------- helpers
-def _as_batch(W: np.ndarray, n: int, name: str = "W") -> np.ndarray:
+@dataclass(frozen=True)
+class GroundState:
+    """A model's exact ground state (``model.ground_state()``).
+
+    Attributes
+    ----------
+    W : ndarray, shape ((D+1)²,) or None
+        Effective merged weights of the minimum; None where the model has no exact
+        solver at these parameters (``note`` says why).
+    energy : float
+        E at the minimum (NaN when ``W`` is None).
+    kind : str
+        How it was found (``ridge``, ``min-norm``, ``nuclear-norm``; ``none``).
+    converged : bool
+    note : str
+        Empty, or why ``W`` is missing or inexact.
+    rows : dict
+        Model-specific values for the ``theory`` command (e.g. the nuclear norm).
+    iterations : int
+    """
+
+    W: np.ndarray | None
+    energy: float
+    kind: str
+    converged: bool = True
+    note: str = ""
+    rows: dict = field(default_factory=dict)
+    iterations: int = 0
+
+
+def as_batch(W: np.ndarray, n: int, name: str = "W") -> np.ndarray:
+    """W as a batch of replicas (R, n) in float64 (a single (n,) becomes (1, n));
+    ValueError naming ``name`` for another shape."""
     W = np.asarray(W, dtype=np.float64)
     if W.ndim == 1:
         W = W[None, :]
@@ -88,7 +122,7 @@ def predict(W: np.ndarray, prompts: PromptSet) -> np.ndarray:
     """
     c, q = prompts.c, prompts.q
     d1 = c.shape[1]
-    W = _as_batch(W, d1 * d1)
+    W = as_batch(W, d1 * d1)
     R = W.shape[0]
     # M[b, (r, a)] = W_r[a, b]:  (Q @ M)[mu, r, a] = (W_r q_mu)_a
     M = W.reshape(R, d1, d1).transpose(2, 0, 1).reshape(d1, R * d1)
@@ -178,6 +212,10 @@ class DenseData:
         """W A₀ for a batch, shape (R, n): one GEMM."""
         return W @ self.gram
 
+    def largest_eigenvalue(self, tol: float = 1e-12, margin: float = 1.0) -> float:
+        """λ_max(A₀) by LAPACK (exact: ``tol`` and ``margin`` unused)."""
+        return linalg.largest_eigenvalue(matrix=self.gram)
+
     def energy_and_grad(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """E₀ (R,) and ∇E₀ = W A₀ − h (R, n)."""
         G = W @ self.gram
@@ -233,6 +271,12 @@ class MatrixFreeData:
     def gram_product(self, W: np.ndarray) -> np.ndarray:
         """W A₀ = Sᵀ(S W)/P for a batch, shape (R, n): two GEMMs."""
         return self._transpose_product(predict(W, self.prompts))
+
+    def largest_eigenvalue(self, tol: float = 1e-12, margin: float = 1.0) -> float:
+        """λ_max(A₀) by Lanczos on W ↦ W A₀ to relative accuracy ``tol``, times ``margin``
+        (an upper bound where the estimate must not fall short)."""
+        return margin * linalg.largest_eigenvalue(
+            lambda v: self.gram_product(v.reshape(1, -1))[0], self.n, tol=tol)
 
     def energy_and_grad(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """E₀ (R,) and ∇E₀ = −Sᵀ(y − SW)/P (R, n)."""

@@ -26,9 +26,10 @@ from spinicl.models.data import (
     ENERGY_SIG,
     DataTerm,
     DenseData,
+    GroundState,
     KernelData,
-    _as_batch,
     active_mask,
+    as_batch,
     data_dense,
     data_matrix_free,
 )
@@ -137,7 +138,7 @@ class FactoredModel:
 
     def split(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Factors (W_q, W_k), each (R, d_k, D+1), as views of θ."""
-        theta = _as_batch(theta, self.n_spins, "theta")
+        theta = as_batch(theta, self.n_spins, "theta")
         R, d1, half = theta.shape[0], self.D + 1, self.dk * (self.D + 1)
         return (theta[:, :half].reshape(R, self.dk, d1),
                 theta[:, half:].reshape(R, self.dk, d1))
@@ -158,7 +159,7 @@ class FactoredModel:
 
         With G = ∂E₀/∂W: ∂E/∂W_q = W_k Gᵀ + λW_q, ∂E/∂W_k = W_q G + λW_k.
         """
-        theta = _as_batch(theta, self.n_spins, "theta")
+        theta = as_batch(theta, self.n_spins, "theta")
         Wq, Wk = self.split(theta)
         R, d1 = theta.shape[0], self.D + 1
         W = np.matmul(Wq.transpose(0, 2, 1), Wk).reshape(R, -1)
@@ -219,6 +220,38 @@ class FactoredModel:
         Wq[:r] = np.sqrt(s[:r])[:, None] * U.T[:r]
         Wk[:r] = np.sqrt(s[:r])[:, None] * Vt[:r]
         return self.join(Wq[None], Wk[None])[0]
+
+    def ground_state(self, required: bool = False) -> GroundState:
+        """The exact ground state: for d_k ≥ D+1 the nuclear-norm optimum
+        argmin E₀(W) + λ‖W‖_* (:func:`spinicl.theory.gaussian.factored_ground_state`, the
+        global minimum), with its nuclear norm and rank in ``rows``. For d_k < D+1 (a
+        rank-constrained problem, no exact solver): ``W`` None, or ConfigError ``dk``
+        when ``required``."""
+        d1 = self.D + 1
+        if self.dk < d1:
+            if required:
+                from spinicl.config import ConfigError
+
+                raise ConfigError("dk", f">= D+1 = {d1} for the exact factored ground state",
+                                  self.dk)
+            return GroundState(None, float("nan"), "none", False,
+                               f"no exact ground state for d_k = {self.dk} < D+1 = {d1} (a "
+                               "rank-constrained problem); the nuclear-norm optimum needs "
+                               "d_k >= D+1")
+        from spinicl.theory.gaussian import factored_ground_state
+
+        gs = factored_ground_state(self)
+        return GroundState(
+            gs.W, gs.energy, "nuclear-norm", gs.converged,
+            "" if gs.converged else "the nuclear-norm solver did not meet its tolerance",
+            rows={"dk": self.dk, "energy_ground": gs.energy,
+                  "data_energy_ground": gs.data_energy, "nuclear_norm": gs.nuclear_norm,
+                  "rank": gs.rank},
+            iterations=gs.iterations)
+
+    def with_data(self, data: DataTerm) -> FactoredModel:
+        """The same model (λ, d_k) on another data term (e.g. a minibatch)."""
+        return FactoredModel(data, self.lam, self.dk)
 
     def reference(self) -> np.ndarray:
         """The default start of a chain: the balanced factors of the ridge mean."""

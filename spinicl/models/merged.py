@@ -22,9 +22,10 @@ from spinicl.models.data import (
     ENERGY_SIG,
     DataTerm,
     DenseData,
+    GroundState,
     KernelData,
-    _as_batch,
     active_mask,
+    as_batch,
     data_matrix_free,
 )
 
@@ -117,11 +118,11 @@ class MergedModel:
 
     def effective_weights(self, W: np.ndarray) -> np.ndarray:
         """Merged weights, (R, (D+1)²): the spins themselves."""
-        return _as_batch(W, self.n_spins)
+        return as_batch(W, self.n_spins)
 
     def energy_and_grad(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Energy (R,) and gradient (R, n) for a batch of spins W (R, n) (numpy)."""
-        W = _as_batch(W, self.n_spins)
+        W = as_batch(W, self.n_spins)
         e, g = self.data.energy_and_grad(W)
         e += 0.5 * self.lam * np.einsum("ri,ri->r", W, W)
         g += self.lam * W
@@ -135,7 +136,7 @@ class MergedModel:
 
     def precision_product(self, W: np.ndarray) -> np.ndarray:
         """W A = W A₀ + λW, shape (R, n) (A symmetric)."""
-        W = _as_batch(W, self.n_spins)
+        W = as_batch(W, self.n_spins)
         return self.data.gram_product(W) + self.lam * W
 
     def precision(self) -> np.ndarray:
@@ -187,6 +188,24 @@ class MergedModel:
     def ground_energy(self) -> float:
         """E(m) = e₀ − hᵀm/2, the minimum of E."""
         return float(self.data.e0 - 0.5 * self.data.field @ self.ridge_mean())
+
+    def ground_state(self, required: bool = False) -> GroundState:
+        """The exact ground state: for λ > 0 the ridge mean m = A⁻¹h (Cholesky solve when
+        dense, conjugate gradients otherwise), for λ = 0 the minimum-norm minimiser of E₀
+        (:func:`spinicl.theory.gaussian.min_norm_ground_state`). Always exists."""
+        if self.lam > 0:
+            W = linalg.ridge_mean(self.field, chol=self.cholesky(
+                required=self.representation == "dense"), matvec=self.precision_product)
+            kind = "ridge"
+        else:
+            from spinicl.theory.gaussian import min_norm_ground_state
+
+            W, kind = min_norm_ground_state(self), "min-norm"
+        return GroundState(W, float(self.energy(W[None])[0]), kind)
+
+    def with_data(self, data: DataTerm) -> MergedModel:
+        """The same model (λ) on another data term (e.g. a minibatch)."""
+        return MergedModel(data, self.lam)
 
     def reference(self) -> np.ndarray:
         """The default start of a chain: the ridge mean."""

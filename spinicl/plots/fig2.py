@@ -191,7 +191,7 @@ def plot_weights_and_losses(run_path: str | os.PathLike, train_path: str | os.Pa
     head = (f"$D = {D},\\ N = {task.N},\\ P = {fmt_tex(task.P)}"
             + (f",\\ K = {fmt_tex(task.K)}" if task.K is not None else "")
             + f",\\ {lam_txt}$, {pair.cfg.model}"
-            + (f" ($d_k = {pair.cfg.dk or d1}$)" if pair.cfg.model == "factored" else ""))
+            + (f" ($d_k = {model.dk}$)" if getattr(model, "dk", None) is not None else ""))
     letters = "abcdefg"
     with mpl.rc_context(STYLE):
         fig = new_figure(1.6 * n_heat + 0.55 + 2.45, 2.3)

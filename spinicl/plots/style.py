@@ -32,49 +32,12 @@ from matplotlib.ticker import (
 )
 
 from spinicl.config import ConfigError
+from spinicl.observables import OBSERVABLES
 
-#: Observable name → its symbol (matplotlib mathtext), for colorbars and axis labels.
-OBSERVABLE_SYMBOLS: dict[str, str] = {
-    "energy": r"$\langle E\rangle$",
-    "train_mse": r"$\varepsilon_{\rm train}$",
-    "test_mse_novel": r"$\varepsilon_{\rm ICL}$",
-    "test_mse_in_distribution": r"$\varepsilon_{\rm ID}$",
-    "self_overlap": r"$Q$",
-    "overlap": r"$q_{ab}$",
-    "self_overlap_active": r"$Q_{\rm act}$",
-    "overlap_active": r"$q_{ab}^{\rm act}$",
-    "overlap_ratio": r"$q/Q$",
-    "overlap_ratio_active": r"$q_{\rm act}/Q_{\rm act}$",
-    "alignment": r"$\cos(W, I_{D+1})$",
-    "gd_cosine": r"$\cos(W, W_{\rm GD})$",
-    "distance_to_ground_state": r"$\|W-m\|^2/n$",
-    "free_energy": r"$f$",
-    "accept": r"$p_{\rm acc}$",
-    "swap_accept": r"$p_{\rm swap}$",
-}
-
-#: Symbols of single records (no thermal average), for trace panels.
-TRACE_SYMBOLS: dict[str, str] = {"energy": r"$E$"}
-
-#: Observable name → a few words, printed before the symbol on colorbars and y axes.
-OBSERVABLE_NAMES: dict[str, str] = {
-    "energy": "energy",
-    "train_mse": "training error",
-    "test_mse_novel": "ICL error (novel tasks)",
-    "test_mse_in_distribution": "in-distribution error",
-    "self_overlap": "self-overlap",
-    "overlap": "replica overlap",
-    "self_overlap_active": "self-overlap (active)",
-    "overlap_active": "overlap (active)",
-    "overlap_ratio": "overlap ratio",
-    "overlap_ratio_active": "overlap ratio (active)",
-    "alignment": "alignment",
-    "gd_cosine": "cosine with one-step GD",
-    "distance_to_ground_state": "distance to ground state",
-    "free_energy": "free energy per spin",
-    "accept": "acceptance",
-    "swap_accept": "swap acceptance",
-}
+#: Observable name → its symbol (matplotlib mathtext): a view of the one table,
+#: :data:`spinicl.observables.OBSERVABLES` (which also holds words, trace symbols, scales).
+OBSERVABLE_SYMBOLS: dict[str, str] = {k: o.symbol for k, o in OBSERVABLES.items()
+                                      if o.name != "step"}
 
 #: Axis name → its label.
 AXIS_SYMBOLS: dict[str, str] = {
@@ -95,11 +58,6 @@ SHORT_AXIS = {"alpha": r"\alpha", "T": "T", "P": "P", "K": "K", "N": "N",
                "kappa": r"\kappa", "alpha_L": "N/D"}
 
 _INT_COLUMNS = ("D", "N", "P", "K", "seed")
-
-#: Observables that are positive and spread over decades: log colour / y scale when
-#: they span more than one decade.
-LOG_LIKE = ("energy", "train_mse", "test_mse_novel", "test_mse_in_distribution",
-             "distance_to_ground_state", "self_overlap", "self_overlap_active")
 
 STYLE: dict[str, Any] = {
     "font.size": 9,
@@ -150,12 +108,22 @@ def fmt_tex(v: float) -> str:
     return rf"{mant:.2g}\times 10^{{{e}}}"
 
 
-def observable_label(name: str, symbol_only: bool = False) -> str:
-    """Axis label of an observable: ``"ICL error (novel tasks) $\\varepsilon_{ICL}$"``."""
-    sym = OBSERVABLE_SYMBOLS.get(name, name.replace("_", " "))
-    if symbol_only or name not in OBSERVABLE_NAMES:
-        return sym
-    return f"{OBSERVABLE_NAMES[name]}  {sym}"
+def observable_label(name: str, symbol_only: bool = False, trace: bool = False) -> str:
+    """Axis label of an observable: ``"ICL error (novel tasks) $\\varepsilon_{ICL}$"``
+    (:data:`~spinicl.observables.OBSERVABLES`; an unknown name: the name, spaced).
+    ``trace``: the symbol of one record (no thermal average) where the table has one."""
+    obs = OBSERVABLES.get(name)
+    if obs is None:
+        return name.replace("_", " ")
+    if trace and obs.trace_symbol is not None:
+        return obs.trace_symbol
+    return obs.label(symbol_only)
+
+
+def log_like(name: str) -> bool:
+    """Observable ``name`` is positive and spread over decades (the table's log_scale)."""
+    obs = OBSERVABLES.get(name)
+    return obs is not None and obs.log_scale
 
 
 def auto_log(axis: str, values: np.ndarray) -> bool:
@@ -172,7 +140,7 @@ def auto_log(axis: str, values: np.ndarray) -> bool:
 def auto_log_values(name: str, Z: np.ndarray) -> bool:
     """True when observable ``name`` is positive and ``Z`` spans more than a decade."""
     v = Z[np.isfinite(Z)]
-    if name not in LOG_LIKE or v.size < 2 or (v <= 0).any():
+    if not log_like(name) or v.size < 2 or (v <= 0).any():
         return False
     return bool(v.max() / v.min() > 10.0)
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from spinicl.config import ConfigError
 from spinicl.io.sweep_file import PointResults, read_sweep
+from spinicl.observables import DERIVED
 from spinicl.plots.style import fmt_plain
 
 #: Grid columns that can be plot axes; with ``T`` (the ladder) these are the axes.
@@ -45,11 +46,6 @@ AXES = (*GRID_AXES, "T")
 #: Parameters that must be fixed (by the data or by ``where``) when not an axis, in the
 #: order they are reported.
 _CONTROLLED = ("D", "N", "lam", "K", "P", "alpha", "T")
-#: Derived observables: name → (numerator, denominator) stored summaries.
-DERIVED: dict[str, tuple[str, str]] = {
-    "overlap_ratio": ("overlap", "self_overlap"),
-    "overlap_ratio_active": ("overlap_active", "self_overlap_active"),
-}
 # ============================================================================ sweeps
 @dataclass
 class Sweep:

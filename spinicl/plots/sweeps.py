@@ -23,7 +23,6 @@ from matplotlib.ticker import (
 from spinicl.config import ConfigError
 from spinicl.plots.style import (
     AXIS_SYMBOLS,
-    LOG_LIKE,
     OBSERVABLE_SYMBOLS,
     SHORT_AXIS,
     STYLE,
@@ -34,6 +33,7 @@ from spinicl.plots.style import (
     fmt_tex,
     integer_ticks,
     level_colorbar,
+    log_like,
     new_figure,
     observable_label,
     save_figure,
@@ -205,9 +205,12 @@ def plot_phase(sweep_path: str | os.PathLike, x: str = "alpha", y: str = "T",
 
 
 def _is_gaussian(sweep: Sweep) -> bool:
-    """True for a sweep of the merged model, whose Boltzmann law is Gaussian at every T."""
+    """True for a sweep of a model whose Boltzmann law is Gaussian at every T (merged)."""
+    from spinicl import registry
+
     sampler = sweep.config.get("sampler", {}) if isinstance(sweep.config, dict) else {}
-    return str(sampler.get("model", "merged")) == "merged"
+    entry = registry.MODELS.get(str(sampler.get("model", "merged")))
+    return entry is not None and entry.gaussian
 
 
 def _colour_cap(avg: Averaged, z: str, x: str, y: str, zmax: float | str | None
@@ -218,7 +221,7 @@ def _colour_cap(avg: Averaged, z: str, x: str, y: str, zmax: float | str | None
     if isinstance(zmax, str):
         if zmax != "auto":
             raise ConfigError("zmax", "a number > 0, auto or none", zmax)
-        if z not in LOG_LIKE or "T" not in (x, y):
+        if not log_like(z) or "T" not in (x, y):
             return None
         cold = avg.mean[0] if y == "T" else avg.mean[:, 0]  # the coldest row / column
         cold = cold[np.isfinite(cold)]

@@ -18,12 +18,13 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.lines import Line2D
 
+from spinicl import registry
 from spinicl.config import ConfigError
 from spinicl.io.hdf5 import as_str, json_attr, open_read
 from spinicl.io.run import FORMAT_NAME as RUN_FORMAT
+from spinicl.observables import DERIVED
 from spinicl.plots.style import (
     STYLE,
-    TRACE_SYMBOLS,
     auto_log_values,
     fmt_tex,
     level_colorbar,
@@ -31,7 +32,6 @@ from spinicl.plots.style import (
     observable_label,
     save_figure,
 )
-from spinicl.plots.sweep_data import DERIVED
 
 
 # ============================================================================ trace
@@ -172,7 +172,7 @@ def plot_trace(run_path: str | os.PathLike,
                 ax.set_yscale("log")
             if burn_in and burn_in > 0:
                 ax.axvspan(min(step[0], 0.0), burn_in, color="0.9", lw=0, zorder=0)
-            ax.set_ylabel(TRACE_SYMBOLS.get(name, observable_label(name, symbol_only=True)))
+            ax.set_ylabel(observable_label(name, symbol_only=True, trace=True))
             ax.set_xlim(min(step[0], 0.0), step[-1])
         if burn_in and burn_in > 0 and step[0] <= burn_in:
             axes[0].text(0.5 * (min(step[0], 0.0) + min(burn_in, step[-1])), 1.0,
@@ -205,7 +205,7 @@ def _run_title(cfg: Mapping[str, Any], status: str, n: int, step: np.ndarray) ->
             parts.append(f"{sym} = {fmt_tex(v)}")
     head = "$" + r",\ ".join(parts) + "$" if parts else ""
     bits = [str(cfg["sampler"])] if cfg.get("sampler") else []
-    if cfg.get("model") and cfg.get("model") != "merged":
+    if cfg.get("model") and cfg.get("model") != registry.DEFAULT_MODEL:
         bits.append(str(cfg["model"]))
     bits.append(f"{n} records to step {int(step[-1])}")
     if status and status != "complete":
