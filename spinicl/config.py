@@ -409,6 +409,24 @@ def _resolve_auto_ladder(cfg: SampleConfig) -> tuple[float, ...]:
     return auto_temperatures(registry.model_spins(cfg.model, cfg.task.D, cfg.dk), tmin, tmax)
 
 
+INIT_CHOICES = ("ridge", "random")
+INIT_SUFFIXES = (".npy", ".h5", ".hdf5")
+
+
+def check_init(value: Any) -> str:
+    """``--init``: ``ridge``, ``random`` or a file name ending in .npy, .h5 or .hdf5."""
+    if isinstance(value, str) and (value in INIT_CHOICES or (
+            value.lower().endswith(INIT_SUFFIXES) and len(value) > 4)):
+        return value
+    raise ConfigError("init", "ridge, random, or a .npy or run .h5 file", value)
+
+
+def init_n_spins(cfg: SampleConfig) -> int:
+    """Number of spins of ``cfg``'s model (for checking an ``--init`` file's shape)."""
+    d1 = cfg.task.D + 1
+    return 2 * (cfg.dk or d1) * d1 if cfg.model == "factored" else d1 * d1
+
+
 @dataclass(frozen=True)
 class SampleConfig:
     """Everything that defines a sampling run (``spinicl sample``).
@@ -453,6 +471,11 @@ class SampleConfig:
     options : dict
         The sampler's own options (:mod:`spinicl.registry`; ``leapfrog`` for hmc),
         completed with their defaults.
+    init : str
+        The start (:meth:`spinicl.samplers.driver.Sampler.start`): ``"ridge"`` (default:
+        the ridge mean, factored: its balanced factors, plus thermal noise per rung),
+        ``"random"`` (every spin N(0, 1/(D+1)), the paper's training start) or a ``.npy``
+        / run ``.h5`` file (its existence and shape are checked by ``spinicl sample``).
     """
 
     task: TaskConfig = TaskConfig()
@@ -475,11 +498,13 @@ class SampleConfig:
     representation: str = "auto"
     memory_budget: str | int | None = None
     options: dict = dataclasses.field(default_factory=dict)
+    init: str = "ridge"
 
     def __post_init__(self) -> None:
         from spinicl import registry
 
         set_ = object.__setattr__
+        set_(self, "init", check_init(self.init))
         set_(self, "model", check_choice("model", self.model, registry.model_names()))
         if self.dk is not None:
             set_(self, "dk", check_int("dk", self.dk, 1, MAX_DK))
@@ -544,6 +569,8 @@ class SampleConfig:
             d["options"] = dict(self.options)
         else:           # samplers without options: the dict (and its hashes) of before
             del d["options"]
+        if self.init == "ridge":   # the default start: the dict (and its hashes) of before
+            del d["init"]
         return d
 
     @classmethod

@@ -189,7 +189,7 @@ class _Diverged(Exception):
 
 
 def _execute(cfg: SampleConfig, path: str, sampler, state, observables, step: int,
-             progress_on: bool, stop_flag: dict | None = None) -> RunResult:
+             progress_on: bool, stop_flag: dict | None = None, theory=None) -> RunResult:
     """Run the loop on an open layout, then close the file with its status and summary.
 
     SIGINT/SIGTERM only set ``stop_flag`` here (the caller holds it, or own handlers):
@@ -200,7 +200,7 @@ def _execute(cfg: SampleConfig, path: str, sampler, state, observables, step: in
     if stop_flag is None:
         with stop_requests() as flag:
             return _execute(cfg, path, sampler, state, observables, step, progress_on,
-                            flag)
+                            flag, theory)
     writer = RunWriter(path, flush_every=cfg.flush_every, flush_seconds=cfg.flush_seconds)
     progress = ProgressLine(cfg.total_steps, "steps", step, progress_on)
     status, message, code = "complete", "", 0
@@ -225,7 +225,12 @@ def _execute(cfg: SampleConfig, path: str, sampler, state, observables, step: in
         progress.close()
     try:
         writer.close()
-        finish_run(path, status, message, summarize_file(path, cfg))
+        summary = summarize_file(path, cfg)
+        try:
+            groups = thermo_file(path, summary, cfg, theory)
+        except (ConfigError, ValueError, FloatingPointError, np.linalg.LinAlgError):
+            groups = None   # never lose a run's status and summary to its thermodynamics
+        finish_run(path, status, message, summary, groups)
     except OSError as exc:
         if not message:
             status, code = "failed", 1
@@ -277,7 +282,7 @@ def _new_run(cfg: SampleConfig, path: str, force: bool, command_line: str, progr
     with signals only recorded, so it is complete, interrupted or failed, never half-built.
     """
     task, model, theory, observables, sampler = build_run(cfg)
-    state = sampler.init()
+    state = sampler.init(start=cfg.init)
     T, M = len(cfg.temperatures), cfg.copies
     shapes = {k: record_shape(k, T, M) for k in SHAPES}
     dtypes = {"step": "i8"}
@@ -287,6 +292,8 @@ def _new_run(cfg: SampleConfig, path: str, force: bool, command_line: str, progr
              "command_line": command_line, "model": cfg.model, "sampler": cfg.sampler,
              "representation": model.representation, "n_spins": model.n_spins,
              "total_steps": cfg.total_steps, "burn_in": cfg.burn_in}
+    if not model.gaussian:  # the ground-state reference (exact or best known), for info
+        attrs["ground_state"] = model.ground_state().rows
     snap_shape = (T, M, model.n_spins) if cfg.snapshot_every else None
     refs = exact_references(theory, 1.0 / temps, model.gaussian,
                             sampler=cfg.sampler, steps=np.asarray(state.step_size),
@@ -298,7 +305,7 @@ def _new_run(cfg: SampleConfig, path: str, force: bool, command_line: str, progr
                       record_shapes=shapes, record_dtypes=dtypes,
                       checkpoint=sampler.state_to_dict(state), snapshot_shape=snap_shape,
                       exclusive=not force)  # never overwrites a file created meanwhile
-        return _execute(cfg, path, sampler, state, observables, 0, progress, flag)
+        return _execute(cfg, path, sampler, state, observables, 0, progress, flag, theory)
 
 
 def resume_run(path: str, steps: int | None = None, progress: bool = True) -> RunResult:
@@ -322,7 +329,7 @@ def resume_run(path: str, steps: int | None = None, progress: bool = True) -> Ru
         if meta["valid"] and meta["step"] > cfg.total_steps:
             raise ConfigError("steps", f">= {meta['step'] - cfg.burn_in} (already done)",
                               steps)
-        _, _, _, observables, sampler = build_run(cfg)
+        _, _, theory, observables, sampler = build_run(cfg)
     except Stopped as exc:  # set-up: nothing written yet
         raise Stopped(exc.signum, f"before the resume started; {path} is unchanged"
                       ) from None
@@ -332,7 +339,7 @@ def resume_run(path: str, steps: int | None = None, progress: bool = True) -> Ru
         _, state_dict, meta = copy_for_resume(path, updates)
         state = sampler.state_from_dict(state_dict)
         return _execute(cfg, path, sampler, state, observables, meta["step"], progress,
-                        flag)
+                        flag, theory)
 
 
 # --------------------------------------------------------------------------- summary
@@ -515,7 +522,194 @@ def summarize_file(path: str, cfg: SampleConfig | None = None) -> dict[str, dict
     return summarize_traces(traces, theory, cfg, temps)
 
 
-__all__ = ["RunResult", "StoreError", "resume_run", "run_sample", "summarize_file"]
+#: Bin edges of /overlap_histogram: this many, evenly over [−Q̄, Q̄].
+OVERLAP_HIST_EDGES = 101
+#: Exact overlap moments (an n×n eigendecomposition per rung) only up to this many spins.
+EXACT_OVERLAP_MAX_SPINS = 2500
+
+
+def _nan_or(fn, *shape):
+    """fn() (a tuple of arrays), or NaN arrays of ``shape`` where the traces are too short
+    or not finite (ConfigError from the estimators)."""
+    try:
+        return fn()
+    except (ConfigError, FloatingPointError, KeyError, ValueError, ZeroDivisionError):
+        return tuple(np.full(s, np.nan) for s in shape)
+
+
+def _binder(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Binder cumulant per rung with a pair-aware error: the M(M−1)/2 pairs share copies,
+    so (as in :func:`summarize_columns`) the delta-method influence series is averaged
+    over pairs per record and its τ-corrected error taken as one series; treating the
+    pairs as independent chains (:func:`spinicl.analysis.thermo.binder_cumulant`'s
+    error) underestimates it."""
+    from spinicl.analysis.diagnostics import stderr
+    from spinicl.analysis.thermo import binder_cumulant
+
+    B, _ = binder_cumulant(q)
+    se = np.empty_like(B)
+    for k in range(q.shape[1]):
+        q2 = q[:, k, :] ** 2
+        q4 = q2**2
+        m2, m4 = float(q2.mean()), float(q4.mean())
+        infl = (-(q4 - m4) / (3 * m2**2) + 2 * m4 * (q2 - m2) / (3 * m2**3)).mean(
+            axis=1, keepdims=True)
+        se[k] = float(stderr(infl, chains=True)) if np.ptp(infl) > 0 else 0.0
+    return B, se
+
+
+def thermo_traces(traces: dict[str, np.ndarray], summary: dict[str, dict],
+                  cfg: SampleConfig, temperatures: np.ndarray, n_spins: int,
+                  theory=None) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """The spin-glass observables of a run: the /thermo and /overlap_histogram groups.
+
+    From the post-burn-in records (estimators of :mod:`spinicl.analysis.thermo`; the M
+    copies of a rung as independent chains, overlaps over the M(M−1)/2 pairs).
+
+    /thermo (``temperature`` = T rungs, ``pair_of_rungs`` = T − 1 neighbouring pairs):
+
+    * ``log_z_ratio``, ``log_z_ratio_stderr`` (T−1,): log Z(β_k) − log Z(β_{k+1}) by the
+      stepping stone; ``weight_ess`` (T−1, 2) its bridge weights' Kish ESS fraction on
+      the colder and the hotter rung (≲ 0.1: the rungs overlap poorly);
+    * ``log_z_ratio_ti``, ``log_z_ratio_ti_stderr`` (T−1,): thermodynamic integration
+      (linear in T) of ``/summary/energy`` mean and stderr;
+    * ``log_z_ratio_exact`` (T−1,): the merged model's exact ratios, NaN otherwise;
+    * ``log_z``, ``free_energy``, ``entropy`` (per spin) and their ``_stderr`` (T,):
+      absolute for the merged model (log Z_hot = exact log Z at the hottest rung), else
+      relative to the hottest rung (log Z_hot := 0, entropy 0 there): attr ``reference``
+      says which; ``log_z_exact``, ``free_energy_exact``, ``entropy_exact`` (merged);
+    * ``heat_capacity``, ``heat_capacity_stderr``, ``heat_capacity_exact`` (T,):
+      C = β²Var(E) (total), exact n/2 for the merged model;
+    * ``binder``, ``binder_stderr``, ``binder_exact`` (T,): Binder cumulant of
+      /trace/overlap (delta-method error, pairs
+      averaged per record as they share copies: :func:`_binder`), exact from the merged model's overlap moments.
+
+    The log Z quantities need ≥ 2 rungs, the Binder cumulant ≥ 2 copies: otherwise they
+    are not written. Exact values need the merged (Gaussian) model with a sampler that
+    targets the Boltzmann law (not ULA) and, for the overlap, its dense covariance and at
+    most :data:`EXACT_OVERLAP_MAX_SPINS` spins (one n×n eigendecomposition per rung). Too
+    few (< 4) or non-finite post-burn-in records give NaN.
+
+    /overlap_histogram/<overlap|overlap_active>/ (≥ 2 copies): ``edges`` (101,) evenly
+    over [−Q̄, Q̄], Q̄ the largest post-burn-in self-overlap of the run (``self_overlap``
+    resp. ``self_overlap_active``; |q_ab| ≤ √(Q_a Q_b) ≤ Q̄ so nothing falls outside),
+    ``counts`` (T, 100) over all records and pairs, ``outside`` (T, 2) below / above,
+    ``exact_mean``, ``exact_var`` (T,) of the merged model's overlap (NaN otherwise).
+
+    Returns
+    -------
+    dict group → (datasets, attrs), as :func:`spinicl.io.run.finish_run` takes it.
+    """
+    from spinicl import registry
+    from spinicl.analysis import thermo as th
+
+    steps = np.asarray(traces["step"])
+    keep = steps > cfg.burn_in
+    n_keep = int(keep.sum())
+    t = np.asarray(temperatures, dtype=float)
+    b = 1.0 / t
+    T = t.size
+    exact = theory is not None and registry.stationary_law(cfg.sampler) is None
+    dense = (exact and getattr(theory, "chol", None) is not None
+             and int(n_spins) <= EXACT_OVERLAP_MAX_SPINS)
+
+    def post(name: str) -> np.ndarray | None:
+        if name not in traces:
+            return None
+        x = np.asarray(traces[name])[keep]
+        return x.reshape(n_keep, T, -1)
+
+    ds: dict[str, Any] = {}
+    E = post("energy")
+    if E is not None:
+        C, C_se = _nan_or(lambda: th.heat_capacity(E, b), T, T)
+        ds.update(heat_capacity=C, heat_capacity_stderr=C_se,
+                  heat_capacity_exact=np.full(T, th.merged_heat_capacity(theory)
+                                              if exact else np.nan))
+    reference = "none"
+    if E is not None and T >= 2:
+        lz_hot = th.merged_log_z(theory, b[-1]) if exact else np.nan
+        absolute = bool(np.isfinite(lz_hot))
+        reference = ("absolute (log Z at the hottest rung from the exact merged model)"
+                     if absolute else "relative to the hottest rung (log Z_hot := 0)")
+        hot = float(lz_hot) if absolute else 0.0
+
+        def _ss():
+            r = th.stepping_stone(E, b)
+            return r.log_z_ratio, r.log_z_ratio_stderr, r.log_z, r.log_z_stderr, r.weight_ess
+
+        ratio, ratio_se, lz, lz_se, ess = _nan_or(_ss, T - 1, T - 1, T, T, (T - 1, 2))
+        en = summary.get("energy", {})
+        ti = _nan_or(lambda: tuple(th.thermodynamic_integration(
+            en["mean"], b, en["stderr"]).values()), T - 1, T - 1, T, T)
+        f, f_se = th.free_energy_per_spin(lz, b, n_spins, lz_se, hot)
+        s, s_se = _nan_or(lambda: th.entropy_per_spin(E, b, n_spins,
+                                                      hot if absolute else None), T, T)
+        nan_t = np.full(T, np.nan)
+        lz_exact = (np.array([th.merged_log_z(theory, x) for x in b]) if exact else nan_t)
+        ds.update(log_z_ratio=ratio, log_z_ratio_stderr=ratio_se, weight_ess=ess,
+                  log_z_ratio_ti=ti[0], log_z_ratio_ti_stderr=ti[1],
+                  log_z_ratio_exact=lz_exact[:-1] - lz_exact[1:],
+                  log_z=lz + hot, log_z_stderr=lz_se, log_z_exact=lz_exact,
+                  free_energy=f, free_energy_stderr=f_se,
+                  free_energy_exact=-lz_exact / (b * n_spins),
+                  entropy=s, entropy_stderr=s_se,
+                  entropy_exact=(np.array([th.merged_entropy_per_spin(theory, x) for x in b])
+                                 if exact else nan_t))
+    hist: dict[str, Any] = {}
+    for name, selfname, active in (("overlap", "self_overlap", False),
+                                   ("overlap_active", "self_overlap_active", True)):
+        q, Q = post(name), post(selfname)
+        if q is None or q.shape[2] == 0:
+            continue
+        moments = ([th.merged_overlap_moments(theory, x, active=active) for x in b]
+                   if dense else None)
+        if name == "overlap":
+            ds["binder"], ds["binder_stderr"] = _nan_or(lambda q=q: _binder(q),
+                                                        T, T)
+            ds["binder_exact"] = (np.array([m["binder"] for m in moments]) if moments
+                                  else np.full(T, np.nan))
+        qbar = float(np.max(Q)) if Q is not None and Q.size and np.all(np.isfinite(Q)) \
+            else float("nan")
+        if not (np.isfinite(qbar) and qbar > 0):
+            qbar = 1.0
+        edges = np.linspace(-qbar, qbar, OVERLAP_HIST_EDGES)
+        h = (th.overlap_histogram(q, edges) if n_keep >= 4 and np.all(np.isfinite(q))
+             else {"edges": edges, "counts": np.zeros((T, edges.size - 1), np.int64),
+                   "outside": np.zeros((T, 2), np.int64)})
+        for key in ("edges", "counts", "outside"):
+            hist[f"{name}/{key}"] = h[key]
+        hist[f"{name}/exact_mean"] = (np.array([m["mean"] for m in moments]) if moments
+                                      else np.full(T, np.nan))
+        hist[f"{name}/exact_var"] = (np.array([m["var"] for m in moments]) if moments
+                                     else np.full(T, np.nan))
+    out = {"thermo": (ds, {"reference": reference, "n_spins": int(n_spins),
+                           "records": n_keep,
+                           "method": "stepping stone (geometric bridge at the midpoint "
+                                     "beta); TI linear in T; Binder delta method"})}
+    if hist:
+        out["overlap_histogram"] = (hist, {
+            "records": n_keep,
+            "edges": f"{OVERLAP_HIST_EDGES} evenly over [-Qbar, Qbar], Qbar the largest "
+                     "post-burn-in self-overlap"})
+    return out
+
+
+def thermo_file(path: str, summary: dict[str, dict], cfg: SampleConfig | None = None,
+                theory=None) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """:func:`thermo_traces` of a run file (``theory``: the merged model's
+    :class:`~spinicl.theory.gaussian.GaussianTheory` for the exact values, or None)."""
+    with open_run(path) as f:
+        attrs = read_attrs(f)
+        cfg = cfg or SampleConfig.from_dict(attrs["config"])
+        traces = read_traces(f)
+        temps = f["ladder/T"][...]
+    n_spins = int(attrs.get("n_spins") or (theory.n_spins if theory is not None else 1))
+    return thermo_traces(traces, summary, cfg, temps, n_spins, theory)
+
+
+__all__ = ["RunResult", "StoreError", "resume_run", "run_sample", "summarize_file",
+           "thermo_file", "thermo_traces"]
 
 
 def ladder_report(temperatures: np.ndarray, swap_mean: np.ndarray, energy_var: np.ndarray,
@@ -590,9 +784,20 @@ def file_info(path: str) -> dict[str, Any]:
                     for name in f["summary"]} if has_summary else None)
         swap = f["trace/swap_accept"][...] if "trace/swap_accept" in f else None
         energy = f["trace/energy"][...] if "trace/energy" in f else None
+        thermo = ({k: f[f"thermo/{k}"][...] for k in f["thermo"]} if "thermo" in f
+                  else None)
+        thermo_ref = str(f["thermo"].attrs.get("reference", "")) if "thermo" in f else ""
     cfg = SampleConfig.from_dict(attrs["config"])
     if summary is None:
         summary = summarize_file(path, cfg) if n_records else {}
+    thermo_source = "file"
+    if thermo is None and n_records:   # running, or written before /thermo: no exact values
+        try:
+            ds, tattrs = thermo_file(path, summary, cfg)["thermo"]
+            thermo, thermo_ref = ds, tattrs["reference"]
+            thermo_source = f"computed from {n_records} records (no exact values)"
+        except (ConfigError, ValueError, FloatingPointError, KeyError):
+            thermo = None
     table: dict[str, list[dict]] = {}
     worst = None
     short: list[dict] = []
@@ -639,6 +844,16 @@ def file_info(path: str) -> dict[str, Any]:
                 f"{p['acceptance']:.4f} after burn-in: these rungs do not exchange. Use more "
                 f"rungs (--temps TMIN:TMAX:auto, or about {ladder['rungs_for_target']} "
                 "geometric rungs) or --adapt-ladder.")
+    thermo_block = (_thermo_info(thermo, temps, thermo_ref, thermo_source)
+                    if thermo else None)
+    if thermo_block:
+        for p in thermo_block["pairs"]:
+            if p["weight_ess"] is not None and p["weight_ess"] < WEIGHT_ESS_WARN:
+                warnings.append(
+                    f"rungs T = {p['T'][0]:.3g} and {p['T'][1]:.3g} overlap poorly "
+                    f"(stepping-stone weight ESS {p['weight_ess']:.3f} < {WEIGHT_ESS_WARN:g}"
+                    "): their log Z ratio and its error are unreliable; add rungs between "
+                    "them.")
     for s_ in short:
         warnings.append(
             f"{s_['observable']} at T = {s_['T']:.3g}: run too short for a trustworthy τ "
@@ -651,4 +866,99 @@ def file_info(path: str) -> dict[str, Any]:
             "n_records": n_records, "checkpoint_step": meta["step"],
             "temperatures": [float(t) for t in temps], "swap_accept": swap_mean,
             "ladder": ladder, "too_short": short, "warnings": warnings,
-            "summary": table, "max_abs_z": worst}
+            "summary": table, "max_abs_z": worst,
+            "ground_state": attrs.get("ground_state"), "thermo": thermo_block}
+
+
+#: ``info`` warns when a pair's stepping-stone bridge weights have a smaller Kish ESS
+#: fraction than this (the rungs overlap poorly).
+WEIGHT_ESS_WARN = 0.1
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def _z(x, ref, *errs) -> float | None:
+    se = float(np.sqrt(sum(float(e) ** 2 for e in errs)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (float(x) - float(ref)) / se if se > 0 else float("nan")
+    return _num(z)
+
+
+def _thermo_info(th: dict[str, np.ndarray], temps: np.ndarray, reference: str,
+                 source: str) -> dict[str, Any]:
+    """The /thermo block of :func:`file_info`: per pair of neighbouring rungs the log Z
+    ratio by stepping stone, TI and exact with z-scores and the smaller bridge-weight ESS
+    fraction; per rung C, Binder, log Z, f, s with exact values and z-scores.
+    Non-finite values are None."""
+    n_t = len(temps)
+
+    def g(name, k, pairs=False):
+        v = th.get(name)
+        n = n_t - 1 if pairs else n_t
+        return float(np.ravel(v)[k]) if v is not None and np.size(v) == n else float("nan")
+
+    ess = th.get("weight_ess")
+    pairs = []
+    for k in range(n_t - 1):
+        ss, se = g("log_z_ratio", k, True), g("log_z_ratio_stderr", k, True)
+        ti, se_ti = g("log_z_ratio_ti", k, True), g("log_z_ratio_ti_stderr", k, True)
+        ex = g("log_z_ratio_exact", k, True)
+        w = (float(np.min(ess[k])) if ess is not None and np.shape(ess)[:1] == (n_t - 1,)
+             else float("nan"))
+        pairs.append({"pair": k, "T": [float(temps[k]), float(temps[k + 1])],
+                      "stepping_stone": _num(ss), "stepping_stone_stderr": _num(se),
+                      "ti": _num(ti), "ti_stderr": _num(se_ti), "exact": _num(ex),
+                      "z_stepping_stone": _z(ss, ex, se), "z_ti": _z(ti, ex, se_ti),
+                      "z_stepping_stone_vs_ti": _z(ss, ti, se, se_ti),
+                      "weight_ess": _num(w)})
+    rungs = []
+    for k, t in enumerate(temps):
+        row: dict[str, Any] = {"T": float(t)}
+        for name in ("heat_capacity", "binder", "log_z", "free_energy", "entropy"):
+            if name not in th:
+                continue
+            x, se, ex = g(name, k), g(f"{name}_stderr", k), g(f"{name}_exact", k)
+            row.update({name: _num(x), f"{name}_stderr": _num(se), f"{name}_exact": _num(ex),
+                        f"z_{name}": _z(x, ex, se)})
+        rungs.append(row)
+    return {"source": source, "reference": reference, "pairs": pairs, "rungs": rungs}
+
+
+def format_thermo_lines(block: dict[str, Any] | None) -> list[str]:
+    """The compact text of :func:`file_info`'s ``thermo`` block (``spinicl info``)."""
+    if not block:
+        return []
+
+    def v(x, w=10, p=".5g"):
+        return ("—" if x is None else format(x, p)).rjust(w)
+
+    def zs(x):
+        return "".rjust(6) if x is None else f"{x:+6.2f}"
+
+    out = ["", f"thermodynamics ({block['source']}; log Z, f, s {block['reference']}):"]
+    if block["pairs"]:
+        out.append(f"  {'log Z(T_k)/Z(T_k+1)':21s}{'stepping st.':>12s} {'± err':>8s} "
+                   f"{'TI':>10s} {'± err':>8s} {'exact':>10s} {'z_SS':>6s} {'z_TI':>6s} "
+                   f"{'SS−TI':>6s} {'w.ESS':>6s}")
+        for p in block["pairs"]:
+            ess = "".rjust(6) if p["weight_ess"] is None else f"{p['weight_ess']:6.2f}"
+            out.append(f"  {p['T'][0]:8.3g} → {p['T'][1]:<8.3g}  "
+                       f"{v(p['stepping_stone'], 12)} {v(p['stepping_stone_stderr'], 8, '.2g')} "
+                       f"{v(p['ti'], 10)} {v(p['ti_stderr'], 8, '.2g')} {v(p['exact'], 10)} "
+                       f"{zs(p['z_stepping_stone'])} {zs(p['z_ti'])} "
+                       f"{zs(p['z_stepping_stone_vs_ti'])} {ess}")
+    rows = block["rungs"]
+    if rows and any("heat_capacity" in r or "binder" in r for r in rows):
+        out.append(f"  {'T':>10s} {'C=β²Var E':>10s} {'± err':>8s} {'exact':>8s} {'z':>6s}"
+                   f" {'Binder':>9s} {'± err':>8s} {'exact':>9s} {'z':>6s}")
+        for r in rows:
+            out.append(f"  {r['T']:10.3g} {v(r.get('heat_capacity'), 10, '.4g')} "
+                       f"{v(r.get('heat_capacity_stderr'), 8, '.2g')} "
+                       f"{v(r.get('heat_capacity_exact'), 8, '.4g')} "
+                       f"{zs(r.get('z_heat_capacity'))} {v(r.get('binder'), 9, '.4f')} "
+                       f"{v(r.get('binder_stderr'), 8, '.2g')} "
+                       f"{v(r.get('binder_exact'), 9, '.4f')} {zs(r.get('z_binder'))}")
+    return out

@@ -94,6 +94,9 @@ CURATED: list[tuple[list[str], str]] = [
     (["sample", "--config", "@steps = 1.5"], "--steps"),
     (["sample", "--config", "@bogus = 1"], "--config"),
     (["sample", "--config", "@sampler = \"nope\""], "--sampler"),
+    (["sample", "--init", "sideways"], "--init"),
+    (["sample", "--init", "missing.npy"], "--init"),
+    (["theory", "--model", "factored", "--restarts", "0"], "--restarts"),
     (["train", "--P", HUGE], "--P"),
     (["train", "--dk", "100000000"], "--dk"),
     (["theory", "--test-prompts", HUGE], "--test-prompts"),
@@ -117,6 +120,10 @@ CURATED: list[tuple[list[str], str]] = [
     (["plot", "phase", "@binary"], "PATH"),
     (["plot", "trace", "x.h5", "-o", ""], "--out"),
     (["plot", "trace", "x.h5", "-o", "no/such/dir/t.png"], "--out"),
+    (["plot", "overlap", "x.h5", "-o", ""], "--out"),
+    (["plot", "overlap", "x.h5", "-o", "no/such/dir/pq.png"], "--out"),
+    (["plot", "overlap", "@binary"], "PATH"),
+    (["plot", "overlap", "."], "PATH"),
 ]
 
 

@@ -281,8 +281,12 @@ def _read_run(path: str) -> dict[str, Any]:
         theory = {k: f[f"theory/{k}"][...] for k in f["theory"]} if "theory" in f else {}
         summary = ({o: {s: f[f"summary/{o}/{s}"][...] for s in f[f"summary/{o}"]}
                     for o in f["summary"]} if "summary" in f else None)
+        thermo = ({k: f[f"thermo/{k}"][...] for k in f["thermo"]
+                   if isinstance(f[f"thermo/{k}"], h5py.Dataset)} if "thermo" in f else {})
+        thermo_attrs = ({k: plain(v) for k, v in f["thermo"].attrs.items()}
+                        if "thermo" in f else {})
     return {"attrs": attrs, "n": n, "T": T, "traces": traces, "theory": theory,
-            "summary": summary}
+            "summary": summary, "thermo": thermo, "thermo_attrs": thermo_attrs}
 
 
 def _burn_in(attrs: dict[str, Any]) -> int:
@@ -341,7 +345,12 @@ def load_run(path: str | os.PathLike) -> xr.Dataset:
           over temperature, or pair_of_rungs for the per-pair ones. Read from /summary,
           or computed from the records after burn-in as the runner does when the file
           has none yet (``attrs["summary_source"]`` says which);
-        * ``theory_<name>`` (temperature) for every /theory reference.
+        * ``theory_<name>`` (temperature) for every /theory reference;
+        * ``thermo_<name>`` for every /thermo array: the log Z ratios over
+          pair_of_rungs, ``weight_ess`` as ``thermo_weight_ess_colder`` / ``_hotter``
+          (pair_of_rungs), the rest over temperature; absent in files written before
+          /thermo; ``attrs["thermo_reference"]`` says whether log Z, f, s are absolute.
+          (/overlap_histogram is not loaded: :func:`spinicl.plots.plot_overlap` or h5py.)
 
         ``attrs``: the root attributes of the file (``config`` and ``seeds`` as the JSON
         strings stored: ``json.loads(ds.attrs["config"])``), plus ``n_records`` and
@@ -390,6 +399,16 @@ def load_run(path: str | os.PathLike) -> xr.Dataset:
     for name in sorted(r["theory"]):
         data_vars[f"theory_{name}"] = (("temperature",),
                                        np.asarray(r["theory"][name], dtype=float))
+    for name in sorted(r["thermo"]):   # /thermo (files written before it: none)
+        v = np.asarray(r["thermo"][name], dtype=float)
+        if name == "weight_ess" and v.ndim == 2 and v.shape == (nT - 1, 2):
+            data_vars["thermo_weight_ess_colder"] = (("pair_of_rungs",), v[:, 0])
+            data_vars["thermo_weight_ess_hotter"] = (("pair_of_rungs",), v[:, 1])
+            continue
+        dims = (("temperature",) if v.ndim == 1 and v.size == nT else
+                ("pair_of_rungs",) if v.ndim == 1 and v.size == nT - 1 else
+                tuple(f"thermo_{name}_dim{i}" for i in range(v.ndim)))
+        data_vars[f"thermo_{name}"] = (dims, v)
     pa, pb = np.triu_indices(M, 1) if M else (np.zeros(0, int), np.zeros(0, int))
     with np.errstate(divide="ignore"):
         beta = 1.0 / T
@@ -401,6 +420,8 @@ def load_run(path: str | os.PathLike) -> xr.Dataset:
               "rung_b": ("pair_of_rungs", np.arange(1, max(nT, 1)))}
     attrs = dict(r["attrs"])
     attrs.update(n_records=int(n), summary_source=source, source_file=os.path.abspath(p))
+    if r["thermo_attrs"]:
+        attrs["thermo_reference"] = str(r["thermo_attrs"].get("reference", ""))
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 

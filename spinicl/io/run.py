@@ -446,8 +446,13 @@ def _open_swmr_writer(path: str) -> h5py.File:
 
 
 def finish_run(path: str, status: str, message: str = "",
-               summary: dict[str, dict[str, np.ndarray]] | None = None) -> None:
+               summary: dict[str, dict[str, np.ndarray]] | None = None,
+               groups: dict[str, tuple[dict[str, Any], dict[str, Any]]] | None = None
+               ) -> None:
     """Write the final status, its message and /summary/<observable>/<stat> (T,).
+
+    ``groups`` maps a top-level group name (``"thermo"``, ``"overlap_histogram"``) to
+    (datasets: relative path → array, attrs: dict); each group is replaced whole.
 
     The run file must be closed (no writer). The change is made on a copy that then
     atomically replaces ``path``: a kill at any moment leaves either the old file
@@ -478,6 +483,14 @@ def finish_run(path: str, status: str, message: str = "",
                 for name, stats in summary.items():
                     for stat, arr in stats.items():
                         f.create_dataset(f"summary/{name}/{stat}", data=np.asarray(arr))
+            for gname, (datasets, gattrs) in (groups or {}).items():
+                if gname in f:
+                    del f[gname]
+                grp = f.create_group(gname)
+                for key, arr in datasets.items():
+                    grp.create_dataset(key, data=np.asarray(arr))
+                for key, val in gattrs.items():
+                    grp.attrs[key] = val
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

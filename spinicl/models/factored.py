@@ -35,6 +35,10 @@ from spinicl.models.data import (
 )
 from spinicl.models.merged import MergedModel, kernel_data
 
+#: Local minimisations behind the "best known" reference (``ground_state(restarts=...)``
+#: or ``spinicl theory --restarts`` ask for more).
+REFERENCE_RESTARTS = 32
+
 
 @njit(cache=True, parallel=True)
 def _factored(X, E, G, Wf, E0, G0, lam, dk, d1):
@@ -73,7 +77,7 @@ def _merge(X, dk, d1):
     return Wf
 
 
-@njit(ENERGY_SIG, cache=True, parallel=True)
+@njit(ENERGY_SIG, cache=True)  # its callees run in parallel
 def energy_dense(X, E, G, M1, M2, v1, fp, ip):
     """Factored energy through the dense Gram (M1 = A₀, v1 = h, fp = (e₀, λ), ip = (d_k, D+1))."""
     dk, d1 = ip[0], ip[1]
@@ -85,7 +89,7 @@ def energy_dense(X, E, G, M1, M2, v1, fp, ip):
     _factored(X, E, G, Wf, E0, G0, fp[1], dk, d1)
 
 
-@njit(ENERGY_SIG, cache=True, parallel=True)
+@njit(ENERGY_SIG, cache=True)  # its callees run in parallel
 def energy_matrix_free(X, E, G, M1, M2, v1, fp, ip):
     """Factored energy through the prompt factors (M1 = C, M2 = Q, v1 = y, fp = (λ,),
     ip = (D+1, d_k))."""
@@ -221,33 +225,60 @@ class FactoredModel:
         Wk[:r] = np.sqrt(s[:r])[:, None] * Vt[:r]
         return self.join(Wq[None], Wk[None])[0]
 
-    def ground_state(self, required: bool = False) -> GroundState:
-        """The exact ground state: for d_k ≥ D+1 the nuclear-norm optimum
-        argmin E₀(W) + λ‖W‖_* (:func:`spinicl.theory.gaussian.factored_ground_state`, the
-        global minimum), with its nuclear norm and rank in ``rows``. For d_k < D+1 (a
-        rank-constrained problem, no exact solver): ``W`` None, or ConfigError ``dk``
-        when ``required``."""
+    def reference_state(self, restarts: int | None = None):
+        """The ground-state reference at this d_k
+        (:func:`spinicl.theory.factored_minima.factored_reference`, seed 0, so it is the
+        same on every call and in every process): ``"exact"`` when the nuclear-norm
+        optimum's rank is ≤ d_k, else ``"best known"`` from ``restarts`` local
+        minimisations (default :data:`REFERENCE_RESTARTS`). Cached per restart count."""
+        from spinicl.theory.factored_minima import factored_reference
+
+        restarts = REFERENCE_RESTARTS if restarts is None else restarts
+        key = ("reference_state", int(restarts))
+        if key not in self._cache:
+            self._cache[key] = factored_reference(self, restarts=restarts, seed=0)
+        return self._cache[key]
+
+    def ground_state(self, required: bool = False, restarts: int | None = None
+                     ) -> GroundState:
+        """The ground-state reference for every d_k (:meth:`reference_state`).
+
+        Minimising over factors of rank d_k is minimising E₀(W) + λ‖W‖_* over rank ≤ d_k:
+        when the nuclear-norm optimum W* has rank ≤ d_k it is the global minimum (kind
+        ``nuclear-norm``, exact); below that rank the reference is the best of
+        ``restarts`` local minima (kind ``best known``, no proof of globality). ``rows``
+        hold ``factored_reference_kind`` ("exact" | "best known"), the nuclear-norm bound
+        and its rank and, for "best known", the distinct minima with their counts.
+        ``required`` is accepted for the common interface (a reference always exists).
+        """
+        ref = self.reference_state(restarts)
+        exact = ref.kind == "exact"
         d1 = self.D + 1
-        if self.dk < d1:
-            if required:
-                from spinicl.config import ConfigError
-
-                raise ConfigError("dk", f">= D+1 = {d1} for the exact factored ground state",
-                                  self.dk)
-            return GroundState(None, float("nan"), "none", False,
-                               f"no exact ground state for d_k = {self.dk} < D+1 = {d1} (a "
-                               "rank-constrained problem); the nuclear-norm optimum needs "
-                               "d_k >= D+1")
-        from spinicl.theory.gaussian import factored_ground_state
-
-        gs = factored_ground_state(self)
-        return GroundState(
-            gs.W, gs.energy, "nuclear-norm", gs.converged,
-            "" if gs.converged else "the nuclear-norm solver did not meet its tolerance",
-            rows={"dk": self.dk, "energy_ground": gs.energy,
-                  "data_energy_ground": gs.data_energy, "nuclear_norm": gs.nuclear_norm,
-                  "rank": gs.rank},
-            iterations=gs.iterations)
+        W = ref.W
+        rows: dict[str, Any] = {
+            "dk": self.dk, "factored_reference_kind": ref.kind, "energy_ground": ref.energy,
+            "data_energy_ground": float(self.data.energy_and_grad(W[None])[0][0]),
+            "nuclear_norm": float(np.linalg.svd(W.reshape(d1, d1), compute_uv=False).sum()),
+            "rank": ref.nuclear_rank if exact else ref.minima[0].rank,
+            "nuclear_norm_bound": ref.nuclear_energy, "nuclear_norm_rank": ref.nuclear_rank,
+            "gap_to_bound": ref.gap_to_bound, "minima": []}
+        if not exact:
+            rows.update({
+                "restarts": ref.restarts, "failed_restarts": ref.failed,
+                "reference_seed": ref.seed, "distinct_minima": len(ref.minima),
+                "minima": [{"energy": m.energy, "count": m.count, "rank": m.rank}
+                           for m in ref.minima]})
+        note = ("" if exact else
+                f"best known: lowest of {ref.restarts} local minimisations "
+                f"({len(ref.minima)} distinct minima); d_k = {self.dk} < rank "
+                f"{ref.nuclear_rank} of the nuclear-norm optimum")
+        converged = ref.nuclear_converged and ref.failed == 0
+        if not ref.nuclear_converged:
+            note = (note + "; " if note else "") + ("the nuclear-norm solver did not meet "
+                                                     "its tolerance")
+        return GroundState(W.copy(), float(ref.energy),
+                           "nuclear-norm" if exact else "best known", converged, note,
+                           rows=rows, iterations=ref.nuclear_iterations)
 
     def with_data(self, data: DataTerm) -> FactoredModel:
         """The same model (λ, d_k) on another data term (e.g. a minibatch)."""

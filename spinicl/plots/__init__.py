@@ -11,6 +11,9 @@
   number;
 * :mod:`spinicl.plots.trace` — :func:`plot_trace`, the records of a run against the step,
   one colour per temperature, burn-in shaded, exact values dashed;
+* :mod:`spinicl.plots.overlap` — :func:`plot_overlap`, the replica-overlap distribution
+  P(q) of a run per temperature (its ``/overlap_histogram``), the merged model's exact
+  Gaussian approximation dashed;
 * :mod:`spinicl.plots.fig2` — :func:`plot_weights_and_losses`, the paper's Fig. 2 for a
   run and a training file;
 * :mod:`spinicl.plots.style` — symbols, labels, the style and :func:`save_figure`.
@@ -23,6 +26,7 @@ A missing or foreign file, an unknown observable or axis raises
 """
 
 from spinicl.plots.fig2 import plot_weights_and_losses
+from spinicl.plots.overlap import overlap_density, plot_overlap
 from spinicl.plots.style import (
     AXIS_SYMBOLS,
     OBSERVABLE_SYMBOLS,
@@ -47,8 +51,10 @@ __all__ = [
     "asymptotic_curve",
     "cut_data",
     "observable_label",
+    "overlap_density",
     "phase_data",
     "plot_cut",
+    "plot_overlap",
     "plot_phase",
     "plot_sweep",
     "plot_trace",

@@ -511,7 +511,26 @@ class Sampler:
         z = rng.standard_normal((self.n_replicas, self.n_spins))
         return center[None, :] + z / np.sqrt(beta[:, None] * d[None, :])
 
-    def init(self, W0: np.ndarray | None = None) -> SamplerState:
+    def random_init(self) -> np.ndarray:
+        """The paper's training start, shape (R, n): every spin i.i.d. N(0, 1/(D+1))
+        (factored: the factors; merged: the entries of W), independently per replica,
+        from ``SeedSequence(seed)``'s initial-draw child (the recorded sampler seed)."""
+        rng = init_generator(self.seed)
+        return rng.normal(0.0, 1.0 / np.sqrt(self.model.D + 1),
+                          (self.n_replicas, self.n_spins))
+
+    def start(self, init: str = "ridge") -> np.ndarray:
+        """The start named by ``init`` (``spinicl sample --init``), shape (R, n) or what
+        :meth:`init` broadcasts: ``"ridge"`` :meth:`default_init`, ``"random"``
+        :meth:`random_init`, or a ``.npy`` / run ``.h5`` file (:func:`load_start`)."""
+        if init == "ridge":
+            return self.default_init()
+        if init == "random":
+            return self.random_init()
+        return load_start(init, self.n_spins)
+
+    def init(self, W0: np.ndarray | None = None, *, start: str | None = None
+             ) -> SamplerState:
         """Initial state.
 
         Parameters
@@ -519,12 +538,18 @@ class Sampler:
         W0 : ndarray, optional
             Start of shape (R, n), (n_temps, copies, n) or (n,) (broadcast to every
             slot); default :meth:`default_init`.
+        start : str, optional
+            Instead of ``W0``: ``"ridge"``, ``"random"`` or a file (:meth:`start`).
 
         Returns
         -------
         SamplerState
         """
         R, n, nt = self.n_replicas, self.n_spins, self.n_temps
+        if start is not None:
+            if W0 is not None:
+                raise ConfigError("W0", "given alone (W0 or start, not both)", start)
+            W0 = self.start(start)
         if W0 is None:
             X = self.default_init()
         else:
@@ -830,3 +855,45 @@ def sample_trace(sampler: Sampler, state: SamplerState, n_records: int, every: i
         acc[i] = info.accept
         sw[i] = info.swap_accept
     return state, Trace(pos, en, bet, acc, sw, mom)
+
+
+def load_start(path: str, n_spins: int | None = None) -> np.ndarray:
+    """A start read from a file (``spinicl sample --init FILE``).
+
+    ``.npy``: an array of shape (n_spins,), (R, n_spins) or (T, M, n_spins). ``.h5``: a
+    spinicl run file's last snapshot (T, M, n_spins), or, without snapshots, the spins of
+    its last checkpoint (R, n_spins). ConfigError ``init`` for a missing or unreadable
+    file, another shape, a last axis other than ``n_spins`` (when given) or non-finite
+    entries.
+    """
+    import os
+
+    if not os.path.isfile(path):
+        raise ConfigError("init", "ridge, random, or an existing .npy or run .h5 file", path)
+    try:
+        if path.endswith(".npy"):
+            X = np.load(path, allow_pickle=False)
+        else:
+            import h5py
+
+            with h5py.File(path, "r", locking=False) as f:
+                n_snap = int(f["checkpoint/meta"][4]) if "checkpoint/meta" in f else 0
+                if "snapshots/W" in f and n_snap > 0:
+                    X = f["snapshots/W"][n_snap - 1]
+                else:
+                    meta = f["checkpoint/meta"][...]
+                    X = f[f"checkpoint/slot{int(meta[1])}/W"][...]
+        X = np.asarray(X, dtype=np.float64)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one message
+        raise ConfigError("init", "a readable .npy array or spinicl run .h5 file",
+                          path, type(exc).__name__) from None
+    if X.ndim not in (1, 2, 3) or (n_spins is not None and X.shape[-1] != n_spins):
+        want = "n" if n_spins is None else str(n_spins)
+        raise ConfigError("init", f"an array of shape ({want},), (R, {want}) or (T, M, "
+                          f"{want})", f"{path}: shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ConfigError("init", "finite numbers", f"{path}: non-finite entries")
+    return X
+

@@ -122,6 +122,9 @@ class FactoredReference:
     seed : int or None
     failed : int
         Restarts whose L-BFGS did not report convergence (kept, and counted).
+    nuclear_iterations : int
+    nuclear_converged : bool
+        The nuclear-norm solver's iterations and whether it met its tolerance.
     """
 
     kind: str
@@ -141,6 +144,8 @@ class FactoredReference:
     restart_energies: np.ndarray = field(default_factory=lambda: np.zeros(0))
     seed: int | None = None
     failed: int = 0
+    nuclear_iterations: int = 0
+    nuclear_converged: bool = True
 
     @property
     def W_matrix(self) -> np.ndarray:
@@ -209,7 +214,8 @@ def factored_reference(model: FactoredModel, *, restarts: int = 64, seed: int | 
     rank = _numerical_rank(s, rank_rtol)
     common = {"dk": model.dk, "D": model.D, "lam": float(model.lam),
               "nuclear_energy": gs.energy, "nuclear_W": gs.W, "nuclear_rank": rank,
-              "nuclear_singular_values": s, "rank_rtol": rank_rtol}
+              "nuclear_singular_values": s, "rank_rtol": rank_rtol,
+              "nuclear_iterations": gs.iterations, "nuclear_converged": gs.converged}
     if rank <= model.dk:
         theta = model.balanced_factors(gs.W)
         return FactoredReference(kind="exact", energy=gs.energy, W=gs.W.copy(),

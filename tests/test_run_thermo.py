@@ -1,0 +1,184 @@
+"""Spin-glass observables of a run file: /thermo, /overlap_histogram, `info`, `plot overlap`.
+
+One real small merged run (exact sampler: independent draws, so every error is the plain
+one) on a short ladder whose neighbouring rungs overlap well; its stepping-stone log Z
+ratios, heat capacity and Binder cumulant are checked against the merged model's closed
+forms, its histograms against the records, and `info` / `plot overlap` / `load_run` read it.
+"""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from spinicl.cli import cli
+from spinicl.config import SampleConfig, TaskConfig
+from spinicl.runner import file_info, run_sample
+
+Z_TOL = 4.5
+
+
+def _config(**kw) -> SampleConfig:
+    base = {"task": TaskConfig(D=3, N=8, P=150, lam=0.05, test_prompts=50, seed=5),
+            "temperatures": tuple(np.geomspace(0.01, 0.04, 5)), "copies": 4, "steps": 4000,
+            "burn_in": 100, "record_every": 2, "flush_every": 200, "sampler": "exact"}
+    base.update(kw)
+    return SampleConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def run_file(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("thermo") / "run.h5")
+    res = run_sample(_config(), path, progress=False)
+    assert res.status == "complete"
+    return path
+
+
+def _thermo(path):
+    with h5py.File(path, "r") as f:
+        th = {k: f[f"thermo/{k}"][...] for k in f["thermo"]}
+        attrs = dict(f["thermo"].attrs)
+        hist = {o: {k: f[f"overlap_histogram/{o}/{k}"][...]
+                    for k in f[f"overlap_histogram/{o}"]} for o in f["overlap_histogram"]}
+        steps = f["trace/step"][...]
+        n_pairs = f["trace/overlap"].shape[2]
+        n_spins = int(f.attrs["n_spins"])
+    return th, attrs, hist, int((steps > 100).sum()), n_pairs, n_spins
+
+
+def test_thermo_against_merged_closed_forms(run_file):
+    th, attrs, _, _, _, n = _thermo(run_file)
+    T = 5
+    for key, size in (("log_z_ratio", T - 1), ("log_z_ratio_stderr", T - 1),
+                      ("log_z_ratio_ti", T - 1), ("log_z_ratio_exact", T - 1),
+                      ("log_z", T), ("free_energy", T), ("entropy", T),
+                      ("heat_capacity", T), ("binder", T), ("binder_exact", T)):
+        assert th[key].shape == (size,), key
+    assert th["weight_ess"].shape == (T - 1, 2)
+    assert np.all(th["weight_ess"] > 0.5)          # neighbouring rungs overlap well
+    assert attrs["reference"].startswith("absolute")
+    # stepping stone and TI against the exact log Z ratios
+    z = (th["log_z_ratio"] - th["log_z_ratio_exact"]) / th["log_z_ratio_stderr"]
+    assert np.all(np.abs(z) < Z_TOL), z
+    z_ti = (th["log_z_ratio_ti"] - th["log_z_ratio_exact"]) / th["log_z_ratio_ti_stderr"]
+    assert np.all(np.abs(z_ti) < Z_TOL), z_ti
+    # absolute log Z, free energy and entropy per spin
+    zl = (th["log_z"] - th["log_z_exact"])[:-1] / th["log_z_stderr"][:-1]
+    assert np.all(np.abs(zl) < Z_TOL), zl
+    assert th["log_z"][-1] == pytest.approx(th["log_z_exact"][-1])
+    zs = (th["entropy"] - th["entropy_exact"]) / th["entropy_stderr"]
+    assert np.all(np.abs(zs) < Z_TOL), zs
+    betas = 1.0 / np.geomspace(0.01, 0.04, 5)
+    np.testing.assert_allclose(th["free_energy"], -th["log_z"] / (betas * n))
+    # C = β²Var E = n/2
+    np.testing.assert_allclose(th["heat_capacity_exact"], n / 2)
+    zc = (th["heat_capacity"] - n / 2) / th["heat_capacity_stderr"]
+    assert np.all(np.abs(zc) < Z_TOL), zc
+    # Binder cumulant against the exact overlap moments
+    zb = (th["binder"] - th["binder_exact"]) / th["binder_stderr"]
+    assert np.all(np.abs(zb) < Z_TOL), zb
+
+
+def test_overlap_histograms_count_every_sample(run_file):
+    _, _, hist, records, n_pairs, _ = _thermo(run_file)
+    assert set(hist) == {"overlap", "overlap_active"}
+    with h5py.File(run_file, "r") as f:
+        qbar = float(np.max(f["trace/self_overlap"][...][f["trace/step"][...] > 100]))
+        q = f["trace/overlap"][...][f["trace/step"][...] > 100]
+    for h in hist.values():
+        assert h["edges"].shape == (101,)
+        assert h["counts"].shape == (5, 100)
+        np.testing.assert_array_equal(h["counts"].sum(axis=1) + h["outside"].sum(axis=1),
+                                      records * n_pairs)
+        assert np.all(np.isfinite(h["exact_mean"])) and np.all(h["exact_var"] > 0)
+    np.testing.assert_allclose(hist["overlap"]["edges"][[0, -1]], [-qbar, qbar])
+    assert hist["overlap"]["outside"].sum() == 0      # |q| ≤ √(Q_a Q_b) ≤ Q̄
+    np.testing.assert_array_equal(hist["overlap"]["counts"][2],
+                                  np.histogram(q[:, 2].ravel(), hist["overlap"]["edges"])[0])
+
+
+def test_info_text_and_json(run_file):
+    d = file_info(run_file)
+    block = d["thermo"]
+    assert block["source"] == "file" and len(block["pairs"]) == 4 and len(block["rungs"]) == 5
+    assert all(abs(p["z_stepping_stone"]) < Z_TOL for p in block["pairs"])
+    assert all(r["heat_capacity_exact"] == 8.0 for r in block["rungs"])
+    res = CliRunner().invoke(cli, ["info", run_file])
+    assert res.exit_code == 0, res.output
+    assert "thermodynamics (file" in res.output and "stepping st." in res.output
+    assert "Binder" in res.output and "C=β²Var E" in res.output
+    assert "overlap poorly" not in res.output
+    res = CliRunner().invoke(cli, ["info", run_file, "--json"])
+    assert res.exit_code == 0, res.output
+    js = json.loads(res.output)
+    assert js["thermo"]["pairs"][0]["exact"] == pytest.approx(block["pairs"][0]["exact"])
+    assert "binder" in js["thermo"]["rungs"][0]
+
+
+def test_plot_overlap_writes_png(run_file, tmp_path):
+    out = tmp_path / "pq.png"
+    res = CliRunner().invoke(cli, ["plot", "overlap", run_file, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.stat().st_size > 10_000
+    res = CliRunner().invoke(cli, ["plot", "overlap", run_file, "--active", "-o",
+                                   str(tmp_path / "pqa.png")])
+    assert res.exit_code == 0, res.output
+
+
+def test_load_run_has_thermo(run_file):
+    pytest.importorskip("xarray")
+    from spinicl import load_run
+
+    ds = load_run(run_file)
+    assert ds["thermo_log_z_ratio"].dims == ("pair_of_rungs",)
+    assert ds["thermo_heat_capacity"].dims == ("temperature",)
+    assert ds["thermo_weight_ess_colder"].dims == ("pair_of_rungs",)
+    assert set(ds.sizes) == {"record", "temperature", "copy", "pair", "pair_of_rungs"}
+    with h5py.File(run_file, "r") as f:
+        np.testing.assert_array_equal(ds["thermo_binder"].values, f["thermo/binder"][...])
+    assert ds.attrs["thermo_reference"].startswith("absolute")
+
+
+def test_old_file_without_thermo_still_reads(run_file, tmp_path):
+    old = str(tmp_path / "old.h5")
+    with h5py.File(run_file, "r") as src, h5py.File(old, "w") as dst:
+        for k, v in src.attrs.items():
+            dst.attrs[k] = v
+        for k in src:
+            if k not in ("thermo", "overlap_histogram"):
+                src.copy(src[k], dst, k)
+    d = file_info(old)   # computed from the records, relative, no exact values
+    assert d["thermo"]["source"].startswith("computed from")
+    assert d["thermo"]["pairs"][0]["exact"] is None
+    res = CliRunner().invoke(cli, ["info", old])
+    assert res.exit_code == 0, res.output
+    assert "thermodynamics (computed" in res.output
+    res = CliRunner().invoke(cli, ["plot", "overlap", old, "-o", str(tmp_path / "x.png")])
+    assert res.exit_code != 0     # ConfigError naming path (main prints it)
+    assert "overlap_histogram" in str(res.exception)
+
+
+def test_too_few_records_write_nan(tmp_path):
+    path = str(tmp_path / "short.h5")
+    res = run_sample(_config(steps=4, burn_in=100, temperatures=(0.01, 0.02)), path,
+                     progress=False)
+    assert res.status == "complete"
+    th, _, hist, records, _, _ = _thermo(path)
+    assert records < 4
+    assert np.all(np.isnan(th["log_z_ratio"])) and np.all(np.isnan(th["heat_capacity"]))
+    assert np.all(np.isnan(th["binder"]))
+    assert np.all(np.isfinite(th["log_z_ratio_exact"]))
+    assert hist["overlap"]["counts"].sum() == 0
+    assert file_info(path)["thermo"]["pairs"][0]["stepping_stone"] is None
+
+
+def test_single_copy_single_rung(tmp_path):
+    path = str(tmp_path / "one.h5")
+    run_sample(_config(steps=200, copies=1, temperatures=(0.02,)), path, progress=False)
+    with h5py.File(path, "r") as f:
+        assert "thermo/heat_capacity" in f and "thermo/log_z_ratio" not in f
+        assert "thermo/binder" not in f and "overlap_histogram" not in f
+    res = CliRunner().invoke(cli, ["info", path])
+    assert res.exit_code == 0, res.output
