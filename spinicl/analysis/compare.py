@@ -41,8 +41,9 @@ import numpy as np
 from spinicl.config import ConfigError, SampleConfig, TaskConfig
 from spinicl.io.run import StoreError, open_run, read_attrs
 from spinicl.io.training_file import read_training
-from spinicl.models import MergedModel, build_model, mse
+from spinicl.models import build_model, mse
 from spinicl.prompts import make_task
+from spinicl.registry import MODELS
 from spinicl.training import ridge_ground_state
 
 #: Task entries that decide the prompts (``lam`` does not: it may differ).
@@ -89,6 +90,12 @@ class Pair:
     warnings: list[str]
     means: BoltzmannMeans | None = None
 
+
+
+def _factor_rank(model: str, dk: int | None, D: int) -> int | None:
+    """The rank d_k of a model's factors (default D+1), None for a model without factors
+    (a Gaussian one: W itself is the spin)."""
+    return None if MODELS[model].gaussian else (dk or D + 1)
 
 def load_pair(run_path: str | os.PathLike, train_path: str | os.PathLike) -> Pair:
     """Read a run file and a training file, check they share prompts and model, rebuild
@@ -147,8 +154,8 @@ def load_pair(run_path: str | os.PathLike, train_path: str | os.PathLike) -> Pai
         raise ConfigError("train", "a training file made from the run's prompts (same task "
                           "config and seed)", train_path, note=f"they differ in {what}")
     D = cfg.task.D
-    run_dk = None if cfg.model == "merged" else (cfg.dk or D + 1)
-    train_dk = None if training["model"] == "merged" else (training["dk"] or D + 1)
+    run_dk = _factor_rank(cfg.model, cfg.dk, D)
+    train_dk = _factor_rank(training["model"], training["dk"], D)
     if (cfg.model, run_dk) != (training["model"], train_dk):
         run_model = _model_text(cfg.model, run_dk)
         raise ConfigError("train", f"a training file of the run's model ({run_model})",
@@ -248,7 +255,7 @@ def boltzmann_means(pair: Pair, chunk_bytes: int = 1 << 26) -> BoltzmannMeans:
     """
     model = pair.model
     T = pair.temperatures.size
-    exact = ridge_ground_state(model) if isinstance(model, MergedModel) else None
+    exact = ridge_ground_state(model) if model.gaussian else None
     spread = np.full(T, np.nan)
     noise = np.full(T, np.nan)
     if pair.snap_range is not None:
@@ -390,7 +397,7 @@ def compare_run_and_training(run_path: str | os.PathLike,
     out = {
         "run": pair.run_path, "train": pair.train_path,
         "model": pair.cfg.model,
-        "dk": None if pair.cfg.model == "merged" else (pair.cfg.dk or pair.cfg.task.D + 1),
+        "dk": _factor_rank(pair.cfg.model, pair.cfg.dk, pair.cfg.task.D),
         "lam_run": float(pair.cfg.task.lam), "lam_train": float(tr["lam"]),
         "warnings": list(pair.warnings),
         "mean_source": bm.source,
