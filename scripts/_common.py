@@ -208,6 +208,27 @@ def aggregate(rows: Iterable[dict], keys: Sequence[str], value: str = "value",
     return out
 
 
+def seed_means(rows: Iterable[dict], keys: Sequence[str]) -> list[dict]:
+    """Mean over seeds per distinct ``keys``: ``{**keys, mean, stderr, seeds}`` rows (the
+    columns of the finite-D ``*_points.csv`` files), from :func:`aggregate`."""
+    return [{**{k: a[k] for k in keys}, "mean": a["mean"], "stderr": a["sem"],
+             "seeds": a["n"]} for a in aggregate(rows, keys, skip_nan=False)]
+
+
+def seeds_at(s: dict, D: int) -> int:
+    """Disorder samples at dimension D: ``s["seeds"]`` at the largest D, more at smaller D
+    (∝ (D_max/D)², at most ``s["max_factor"]`` times), so every D has a similar error."""
+    return round(s["seeds"] * min((max(s["Ds"]) / D) ** 2, s["max_factor"]))
+
+
+def fit_in_inverse_D(D: np.ndarray, y: np.ndarray, se: np.ndarray):
+    """a + b/D + c/D² (a + b/D with fewer than 4 sizes), weighted by ``se``
+    (:func:`spinicl.analysis.scaling.fit_finite_size`)."""
+    from spinicl.analysis.scaling import fit_finite_size
+
+    return fit_finite_size(D, y, se, 2 if len(D) >= 4 else 1)
+
+
 def select(points: Iterable[dict], x: str, **where: Any) -> tuple[np.ndarray, ...]:
     """(x, mean, std, sem) of the aggregated rows matching ``where``, sorted by x."""
     sel = sorted((p for p in points if all(p.get(k) == v for k, v in where.items())),

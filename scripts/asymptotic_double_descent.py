@@ -40,18 +40,20 @@ import time
 import numpy as np
 from _common import (
     elapsed,
+    fit_in_inverse_D,
     parser,
     pmap,
     pyplot,
     read_csv,
     save,
+    seed_means,
+    seeds_at,
     setup,
     single_threaded,
     write_csv,
 )
 
 from spinicl.analysis.scaling import (
-    fit_finite_size,
     ground_state,
     population_test_mse,
     realise,
@@ -70,8 +72,6 @@ TINY = {**FULL, "alphas": (2.0,), "taus": (0.5, 2.0), "Ds": (5, 6, 8), "seeds": 
 COLORS = {0.5: "#1f5fa8", 1.0: "#2e8b57", 2.0: "#c2452d"}
 
 
-def n_seeds(s: dict, D: int) -> int:
-    return round(s["seeds"] * min((max(s["Ds"]) / D) ** 2, s["max_factor"]))
 
 
 def job(j: tuple) -> list[dict]:
@@ -104,20 +104,8 @@ def job(j: tuple) -> list[dict]:
 
 
 def reduce(raw: list[dict], s: dict) -> tuple[list[dict], list[dict]]:
-    """Per-(kind, α, τ, λ_L, D) mean ± s.e.; per-(α, τ, λ_L) extrapolation."""
-    groups: dict[tuple, list[float]] = {}
-    meta: dict[tuple, dict] = {}
-    for r in raw:
-        key = (r["kind"], r["alpha"], r["tau"], r["lam_L"], r["D"])
-        groups.setdefault(key, []).append(r["value"])
-        meta[key] = {"N": r["N"], "P": r["P"]}
-    points = []
-    for key in sorted(groups):
-        v = np.array(groups[key])
-        points.append({"kind": key[0], "alpha": key[1], "tau": key[2], "lam_L": key[3],
-                       "D": key[4], **meta[key], "mean": v.mean(),
-                       "stderr": v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else math.nan,
-                       "seeds": v.size})
+    """Mean ± s.e. over seeds per point and D; per-point extrapolation in 1/D."""
+    points = seed_means(raw, ['kind', 'alpha', 'tau', 'lam_L', 'D', 'N', 'P'])
     return points, extrapolate(points, s)
 
 
@@ -138,7 +126,7 @@ def extrapolate(points: list[dict], s: dict) -> list[dict]:
                 D = np.array([p["D"] for p in sel], float)
                 y = np.array([p["mean"] for p in sel])
                 se = np.array([p["stderr"] for p in sel])
-                f = _fit(D, y, se)
+                f = fit_in_inverse_D(D, y, se)
                 theory = float(asymptotic_test_mse(alpha, math.inf, tau, lam_L))
                 extra.append({"alpha": alpha, "tau": tau, "lam_L": lam_L, "value": f.value,
                               "stderr": f.value_stderr,
@@ -150,8 +138,6 @@ def extrapolate(points: list[dict], s: dict) -> list[dict]:
     return extra
 
 
-def _fit(D: np.ndarray, y: np.ndarray, se: np.ndarray):
-    return fit_finite_size(D, y, se, 2 if len(D) >= 4 else 1)
 
 
 def theory_curves(s: dict) -> list[dict]:
@@ -262,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     t0 = time.perf_counter()
     jobs = [(s, a, t, D, seed) for D in sorted(s["Ds"], reverse=True) for a in s["alphas"]
-            for t in s["taus"] for seed in range(n_seeds(s, D))]
+            for t in s["taus"] for seed in range(seeds_at(s, D))]
     raw = [r for part in pmap(job, jobs, args.jobs, "ground states") for r in part]
     points, extra = reduce(raw, s)
     curves = theory_curves(s)

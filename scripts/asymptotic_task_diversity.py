@@ -39,18 +39,20 @@ import time
 import numpy as np
 from _common import (
     elapsed,
+    fit_in_inverse_D,
     parser,
     pmap,
     pyplot,
     read_csv,
     save,
+    seed_means,
+    seeds_at,
     setup,
     single_threaded,
     write_csv,
 )
 
 from spinicl.analysis.scaling import (
-    fit_finite_size,
     ground_state,
     population_test_mse,
     realise,
@@ -77,8 +79,6 @@ def kappas_for(s: dict, tau: float) -> list[float]:
             <= round(tau * min(s["Ds"]) ** 2)]
 
 
-def n_seeds(s: dict, D: int) -> int:
-    return round(s["seeds"] * min((max(s["Ds"]) / D) ** 2, s["max_factor"]))
 
 
 def job(j: tuple) -> list[dict]:
@@ -121,19 +121,8 @@ def job(j: tuple) -> list[dict]:
 
 
 def reduce(raw: list[dict], s: dict) -> tuple[list[dict], list[dict]]:
-    groups: dict[tuple, list[float]] = {}
-    meta: dict[tuple, dict] = {}
-    for r in raw:
-        key = (r["kind"], r["observable"], r["tau"], r["kappa"], r["D"])
-        groups.setdefault(key, []).append(r["value"])
-        meta[key] = {"N": r["N"], "P": r["P"], "K": r["K"]}
-    points = []
-    for key in sorted(groups):
-        v = np.array(groups[key])
-        points.append({"kind": key[0], "observable": key[1], "tau": key[2], "kappa": key[3],
-                       "D": key[4], **meta[key], "mean": v.mean(),
-                       "stderr": v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else math.nan,
-                       "seeds": v.size})
+    """Mean ± s.e. over seeds per point and D; per-point extrapolation in 1/D."""
+    points = seed_means(raw, ['kind', 'observable', 'tau', 'kappa', 'D', 'N', 'P', 'K'])
     return points, extrapolate(points, s)
 
 
@@ -155,7 +144,7 @@ def extrapolate(points: list[dict], s: dict) -> list[dict]:
                 sel = sorted((p for p in points if p["kind"] == "ground" and p["tau"] == tau
                               and p["kappa"] == kappa and p["observable"] == o),
                              key=lambda p: p["D"])
-                f = _fit(np.array([p["D"] for p in sel], float),
+                f = fit_in_inverse_D(np.array([p["D"] for p in sel], float),
                          np.array([p["mean"] for p in sel]),
                          np.array([p["stderr"] for p in sel]))
                 extra.append({"tau": tau, "kappa": kappa, "observable": o, "value": f.value,
@@ -168,8 +157,6 @@ def extrapolate(points: list[dict], s: dict) -> list[dict]:
     return extra
 
 
-def _fit(D: np.ndarray, y: np.ndarray, se: np.ndarray):
-    return fit_finite_size(D, y, se, 2 if len(D) >= 4 else 1)
 
 
 def theory_curves(s: dict) -> list[dict]:
@@ -282,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     t0 = time.perf_counter()
     jobs = [(s, t, k, D, seed) for D in sorted(s["Ds"], reverse=True) for t in s["taus"]
-            for k in kappas_for(s, t) for seed in range(n_seeds(s, D))]
+            for k in kappas_for(s, t) for seed in range(seeds_at(s, D))]
     raw = [r for part in pmap(job, jobs, args.jobs, "ground states") for r in part]
     points, extra = reduce(raw, s)
     curves = theory_curves(s)
