@@ -34,6 +34,8 @@ BENCHES: dict[str, tuple[list[str], list[str], float]] = {
     "memory": ([], ["--D", "20", "60", "200"], 900),
     "sweep": ([], ["--reduced"], 600),
     "peers": ([], [], 600),
+    "suite": (["--seconds", "2", "--peer-timeout", "100"],
+              ["--seconds", "1", "--peer-timeout", "60"], 2400),
 }
 
 
@@ -125,6 +127,9 @@ def render_machine(m: dict, run: dict | None) -> list[str]:
 def render_targets(data: dict[str, dict | None]) -> list[str]:
     rows = []
     for name, d in data.items():
+        if name == "suite":
+            rows += _suite_target_rows(d)
+            continue
         for t in (d or {}).get("targets", []):
             state = ("skipped" if t.get("met") is None else
                      "**met**" if t["met"] else "**missed**")
@@ -368,6 +373,74 @@ def render_peers(d: dict) -> list[str]:
     return out
 
 
+def _suite_target_rows(d: dict | None) -> list[list[Any]]:
+    """The suite's targets for the Targets table (a time, or a ratio with its goal)."""
+    rows = []
+    for t in (d or {}).get("targets", []):
+        state = ("not measured" if t.get("met") is None else
+                 "**met**" if t["met"] else "**missed**")
+        val = t.get("value")
+        if t.get("goal") is None:       # time to the reference: spinicl's against every peer
+            peers = ", ".join(f"{k} {'not reached' if v is None else f'{v:.3g} s'}"
+                              for k, v in (t.get("peer_times") or {}).items())
+            rows.append([f"{t['name']} (best: {t.get('best')})",
+                         "not reached" if val is None else f"{val:.3g} s",
+                         f"< every peer ({peers})", state])
+            continue
+        extra = (f"; without the dense preconditioner ({t['best_without_dense']}): "
+                 f"{t['without_dense']:.3g}x" if t.get("without_dense") is not None else "")
+        rows.append([f"{t['name']} (best: {t.get('best')}"
+                     + (f", peer: {t['peer']}" if t.get("peer") else "") + f"){extra}",
+                     "–" if val is None else f"{val:.3g}x", f">= {t['goal']:g}x", state])
+    return rows
+
+
+def render_suite(d: dict) -> list[str]:
+    s = d["settings"]
+    out = [f"`python bench/bench_suite.py` (`spinicl.suite.run_suite`, columns in the README's "
+           f"\"Benchmark your own sampler\" and docs/model.md §6): R = {s['replicas']} chains "
+           f"from the same starts for every row, {s['budget_seconds']:g} s timed per row, "
+           f"relaxation budget {s['relax_seconds']:g} s, seed {s['seed']}, one thread each; "
+           "each peer in its own process with a time limit (per target below). "
+           "*x exact* = ESS/s slow over the exact sampler's samples/s; *bias*: max |z| "
+           "against the exact moments (merged) or (⟨E⟩ − E_ref)/(n/2β) (factored); "
+           "*t→ref*: seconds from the random start until the lowest chain energy is within "
+           "n/(2β) of the reference. † τ uncertain. " + _load_note(d)
+           + (f" {d['settings']['runs']}" if d["settings"].get("runs") else "")
+           + (f" ({d['load_note']}.)" if d.get("load_note") else "")]
+    for t in d.get("suite_targets", []):
+        ref = t["references"]
+        peers = (f"; peers {', '.join(t['peers_run'])}, each stopped after "
+                 f"{t['peer_timeout']:g} s" if t.get("peers_run") else "")
+        out += ["", (f"**{t['name']}** — {t['description']} (n = {ref['n']}, condition "
+                     f"number {_g(ref['condition_number'], '.3g')}, reference "
+                     f"{ref['kind']}, E_ref = {ref['reference_energy']:.6g}{peers})"), ""]
+        rows = []
+        for r in d["rows"]:
+            if r["target"] != t["name"]:
+                continue
+            if r["status"] != "ok":
+                rows.append([r["sampler"], r["status"], "", "", "", "", "", "", ""])
+                continue
+            bias = (f"{r['max_abs_z']:.2f}" if r.get("max_abs_z") is not None else
+                    f"{r['energy_excess_thermal']:+.2f} nT/2"
+                    if r.get("energy_excess_thermal") is not None else "–")
+            setup = (r.get("setup_seconds") if r["kind"] != "peer" else
+                     (r.get("compile_seconds") or 0) + (r.get("tuning_seconds") or 0))
+            rows.append([r["sampler"] + ("" if r.get("tau_reliable") else " †"),
+                         _g(r["chain_steps_per_s"], ".4g"), _g(r["ess_per_s_energy"], ".4g"),
+                         _g(r["ess_per_s_slowest"], ".4g"), _g(r.get("ratio_slowest"), ".3f"),
+                         bias, _g(r.get("time_to_reference"), ".3g") if r.get("reached")
+                         else "not reached", _g(r.get("acceptance"), ".2f"),
+                         _g(setup, ".1f")])
+        out += _table(["sampler", "chain-steps/s", "ESS/s E", "ESS/s slow", "x exact",
+                       "bias", "t→ref s", "accept", "setup / compile+tune s"], rows)
+    if d.get("timed_out"):
+        out += ["", "Timed out: " + "; ".join(d["timed_out"]) + "."]
+    out += ["", f"Script time {d['seconds']:.0f} s. Figure: `bench/results/suite.png`."]
+    return out
+
+
 SECTIONS = (("throughput", "Throughput against the GEMM bound", render_throughput),
             ("ess", "Effective samples per second against the exact sampler", render_ess),
             ("baoab_scan", "BAOAB step size and friction scan", render_baoab_scan),
@@ -375,7 +448,9 @@ SECTIONS = (("throughput", "Throughput against the GEMM bound", render_throughpu
             ("theory", "Exact theory: time against D and P", render_theory),
             ("memory", "Peak memory with the automatic representation", render_memory),
             ("sweep", "Sweep scaling", render_sweep),
-            ("peers", "Peers (optional)", render_peers))
+            ("peers", "Peers (optional)", render_peers),
+            ("suite", "Sampler suite: spinicl against the peers on every target",
+             render_suite))
 
 
 def render(run: dict | None) -> str:

@@ -1222,15 +1222,23 @@ def scaling(alpha, tau, kappa, lam, sigma_eps, Ds, seeds, test_prompts, represen
 
 
 # --------------------------------------------------------------------------- bench
+#: Task options that a suite target fixes (refused together with --suite).
+_TASK_OPTION_NAMES = ("D", "N", "P", "K", "lam", "seed", "sigma_x", "sigma_w", "sigma_eps",
+                      "rho", "rho_variant", "test_prompts", "representation",
+                      "memory_budget", "model", "dk", "precondition", "beta", "T")
+
+
 @cli.command()
 @_task_options
 @click.option("--model", type=click.Choice(list(registry.model_names())), default="merged",
               show_default=True, help="Merged W, or factored W = W_qᵀW_k.")
 @click.option("--dk", type=click.IntRange(1, MAX_DK), default=None,
               help="Rank d_k of the factors [default: D+1].")
-@click.option("--samplers", default="exact,mala,ula,baoab", show_default=True,
+@click.option("--samplers", default=None,
               help="Comma-separated samplers to compare (rows in this order): "
-                   + ", ".join(registry.sampler_names()) + ".")
+                   + ", ".join(registry.sampler_names()) + " [default: exact,mala,ula,baoab]. "
+                   "With --suite: NAME[/PRECONDITIONER][+re], e.g. mala/diag+re "
+                   "[default: each target's own].")
 @click.option("--precondition", default="none", show_default=True,
               help="Comma-separated preconditioners: "
                    + ", ".join(registry.preconditioner_names()) + " (one row each).")
@@ -1239,21 +1247,59 @@ def scaling(alpha, tau, kappa, lam, sigma_eps, Ds, seeds, test_prompts, represen
                    "does not depend on β].")
 @click.option("--T", "T", type=float, default=None, help="Temperature instead of --beta.")
 @click.option("--replicas", type=click.IntRange(1, MAX_REPLICAS), default=16, show_default=True,
-              help="Independent chains R.")
+              help="Independent chains R (--suite: >= 2).")
 @click.option("--seconds", "budget", type=float, default=5.0, show_default=True,
               help="Timed wall-clock seconds per row (after an untimed warm-up).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def bench(model, dk, samplers, precondition, beta, T, replicas, budget, as_json,
+@click.option("--suite", "suite", is_flag=False, flag_value="all", default=None,
+              metavar="[NAMES]",
+              help="Run the sampler suite: comma-separated targets or groups (all, tiny); "
+                   "alone: every target. See --list-targets.")
+@click.option("--list-targets", is_flag=True, help="List the suite's targets and exit.")
+@click.option("--sampler", "user_samplers", multiple=True, metavar="MODULE:FACTORY",
+              help="Your sampler (repeatable; --suite): a factory following the interface "
+                   "of spinicl.user_sampler, e.g. spinicl.examples.rwm:make_sampler.")
+@click.option("--peers", default=None, metavar="NAMES",
+              help="--suite: peers among blackjax-mala, blackjax-hmc, numpyro-nuts (or all); "
+                   "one line per peer whose packages are missing.")
+@click.option("--relax-seconds", type=float, default=None,
+              help="--suite: budget of the relaxation from a random start [default: "
+                   "--seconds].")
+@click.option("--plot", "plot_out", type=str, default=None,
+              help="--suite: write the figure (ESS/s and time to reference) to this PNG.")
+@click.pass_context
+def bench(ctx, model, dk, samplers, precondition, beta, T, replicas, budget, as_json,
+          suite, list_targets, user_samplers, peers, relax_seconds, plot_out,
           representation, memory_budget, **kw):
     """Which sampler for my D, N, P, T? Effective samples per second, measured.
 
     Each sampler runs for a fixed wall-clock budget: chain-steps/s, ESS/s of the energy
     and of the slowest mode (W − m projected on the eigenvector of A's smallest active
     eigenvalue), acceptance, peak memory; the exact sampler is the reference row.
+
+    With --suite: every sampler (spinicl's, yours with --sampler, the peers with --peers)
+    on fixed targets with known answers (spinicl.targets): ESS/s, bias against the exact
+    moments or the ground-state reference, and the time to reach the reference from a
+    random start (docs/model.md §6).
     """
+    if list_targets:
+        from spinicl.suite import format_target_list
+
+        click.echo(format_target_list())
+        return
+    if suite is not None:
+        _bench_suite(ctx, suite, samplers, user_samplers, peers, replicas, budget,
+                     relax_seconds, as_json, plot_out, kw["seed"])
+        return
+    for name, given in (("sampler", user_samplers), ("peers", peers), ("plot", plot_out),
+                        ("relax_seconds", relax_seconds)):
+        if given:
+            raise ConfigError(name, "used with --suite (the suite's option)",
+                              given if not isinstance(given, tuple) else ",".join(given))
     from spinicl.bench import bench_samplers, format_bench_table
 
     cfg = task_config(kw)
+    samplers = "exact,mala,ula,baoab" if samplers is None else samplers
     try:
         rows = bench_samplers(cfg, tuple(x.strip() for x in samplers.split(",") if x.strip()),
                               model=model, dk=dk, beta=beta, temperature=T,
@@ -1273,6 +1319,89 @@ def bench(model, dk, samplers, precondition, beta, T, replicas, budget, as_json,
         print_json(rows)
     else:
         click.echo(format_bench_table(rows))
+
+
+def _bench_suite(ctx: click.Context, suite: str, samplers: str | None,
+                 user_samplers: tuple[str, ...], peers: str | None, replicas: int,
+                 budget: float, relax_seconds: float | None, as_json: bool,
+                 plot_out: str | None, seed: int) -> None:
+    """``spinicl bench --suite``: validate everything, then run and print."""
+    from click.core import ParameterSource
+
+    from spinicl.suite import (
+        format_suite_table,
+        parse_peers,
+        parse_sampler_spec,
+        plot_suite,
+    )
+    from spinicl.targets import resolve_targets
+    from spinicl.user_sampler import load_sampler
+
+    for name in _TASK_OPTION_NAMES:
+        if name != "seed" and ctx.get_parameter_source(name) not in (
+                ParameterSource.DEFAULT, None):
+            raise ConfigError(name, "left out with --suite (each target fixes its task, "
+                              "model and temperature)", ctx.params.get(name))
+    if seed < 0:
+        raise ConfigError("seed", ">= 0", seed)
+    targets = resolve_targets(suite)
+    if samplers is not None:
+        for x in samplers.split(","):
+            if x.strip():
+                parse_sampler_spec(x)
+    parse_peers(peers)
+    users = [load_sampler(s) for s in user_samplers]
+    _positive("seconds", budget)
+    if relax_seconds is not None:
+        _positive("relax_seconds", relax_seconds)
+    if replicas < 2:
+        raise ConfigError("replicas", ">= 2 with --suite (τ pools over chains)", replicas)
+    if plot_out is not None:
+        _writable_out(ctx, click.Option(["--plot"]), plot_out)
+    from spinicl.suite import run_suite
+
+    def progress(r: dict) -> None:
+        if not as_json:
+            click.echo(f"  {r['target']}: {r['sampler']} {r['status']}", err=True)
+
+    result = run_suite([t.name for t in targets], samplers, peers or (), users,
+                       budget_seconds=budget, replicas=replicas, seed=seed,
+                       relax_seconds=relax_seconds, progress=progress,
+                       notify=lambda m: click.echo(m, err=True))
+    if plot_out:
+        result["figure"] = plot_suite(result, plot_out)
+    if as_json:
+        print_json(result)
+        return
+    click.echo(format_suite_table(result))
+    if plot_out:
+        click.echo(f"wrote {plot_out}")
+
+
+# --------------------------------------------------------------------------- export-target
+@cli.command("export-target")
+@click.argument("name", type=str)
+@click.option("-o", "--out", required=True, help="Output HDF5 file (e.g. target.h5).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+def export_target(name, out, force):
+    """Write a suite target and its exact references to HDF5, for samplers in any language.
+
+    Merged targets: A (or, matrix-free, the prompt factors C, Q, y), h, the exact mean,
+    the covariance diagonal and spectrum; factored: the data Gram, h and the ground-state
+    reference. The root attribute log_density states the log density in one line
+    (layout: spinicl.io.target_file, docs/model.md §6.4). NAME: see
+    `spinicl bench --list-targets`.
+    """
+    from spinicl.io.run import check_new_file
+    from spinicl.io.target_file import write_target_file
+    from spinicl.targets import TARGETS, build_target
+
+    if name not in TARGETS:
+        raise click.BadParameter(f"{name!r} is not a target; choose among "
+                                 + ", ".join(TARGETS), param_hint="NAME")
+    check_new_file(out, force)
+    model, refs = build_target(name)
+    click.echo(f"wrote {write_target_file(out, TARGETS[name], model, refs, force=force)}")
 
 
 # --------------------------------------------------------------------------- entry point

@@ -97,6 +97,8 @@ CURATED: list[tuple[list[str], str]] = [
     (["sample", "--init", "sideways"], "--init"),
     (["sample", "--init", "missing.npy"], "--init"),
     (["theory", "--model", "factored", "--restarts", "0"], "--restarts"),
+    (["export-target", "no-such-target", "-o", "t.h5"], "NAME"),
+    (["export-target", "tiny-merged", "-o", "."], "--out"),
     (["train", "--P", HUGE], "--P"),
     (["train", "--dk", "100000000"], "--dk"),
     (["theory", "--test-prompts", HUGE], "--test-prompts"),
