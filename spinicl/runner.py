@@ -747,7 +747,9 @@ def file_info(path: str) -> dict[str, Any]:
     the file holds no /summary yet, it is computed from the records so far.
 
     ``max_abs_z`` is the largest |z| against a closed form over the summary and the
-    /thermo block (stepping-stone and TI log Z ratios, C, Binder, log Z, f, s), and
+    /thermo block (TI log Z ratios, C, Binder, and the stepping-stone log Z ratios and
+    the log Z, f, s built on them where every pair of rungs involved has bridge weights
+    that overlap well: the others are warned about as unreliable), and
     ``max_abs_z_at`` says where: ``{"abs_z", "z", "quantity", "T"}`` (a summary
     observable's name, or ``"thermo <name>"``; T a rung's temperature or a pair's two).
     """
@@ -828,14 +830,18 @@ def file_info(path: str) -> dict[str, Any]:
     thermo_block = (_thermo_info(thermo, temps, thermo_ref, thermo_source)
                     if thermo else None)
     if thermo_block:
-        for p in thermo_block["pairs"]:
+        poor = [p["weight_ess"] is not None and p["weight_ess"] < WEIGHT_ESS_WARN
+                for p in thermo_block["pairs"]]
+        for p, bad in zip(thermo_block["pairs"], poor, strict=True):
             for key, what in (("z_stepping_stone", "log_z_ratio"),
                               ("z_ti", "log_z_ratio_ti")):
-                if p[key] is not None:
+                if p[key] is not None and not (bad and key == "z_stepping_stone"):
                     worst = _worse(worst, p[key], f"thermo {what}", p["T"])
-        for r in thermo_block["rungs"]:
+        for k, r in enumerate(thermo_block["rungs"]):
+            chain_bad = any(poor[k:])   # log Z_k sums the ratios of the pairs k, k+1, ...
             for name in THERMO_RUNG_QUANTITIES:
-                if r.get(f"z_{name}") is not None:
+                if r.get(f"z_{name}") is not None and not (chain_bad
+                                                           and name in LOG_Z_QUANTITIES):
                     worst = _worse(worst, r[f"z_{name}"], f"thermo {name}", r["T"])
         for p in thermo_block["pairs"]:
             if p["weight_ess"] is not None and p["weight_ess"] < WEIGHT_ESS_WARN:
@@ -863,6 +869,8 @@ def file_info(path: str) -> dict[str, Any]:
 
 #: Per-rung /thermo quantities with z-scores against the closed forms (``info``).
 THERMO_RUNG_QUANTITIES = ("heat_capacity", "binder", "log_z", "free_energy", "entropy")
+#: Those built on the stepping-stone log Z ratios down to the hottest rung.
+LOG_Z_QUANTITIES = ("log_z", "free_energy", "entropy")
 
 
 def _worse(worst: dict | None, z: float, quantity: str, T) -> dict:

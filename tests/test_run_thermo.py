@@ -181,11 +181,26 @@ def test_info_text_and_json(run_file):
     assert "thermodynamics (file" in res.output and "stepping st." in res.output
     assert "Binder" in res.output and "C=β²Var E" in res.output
     assert "overlap poorly" not in res.output
+    # the largest |z| covers the thermo z-scores and names where it is
+    thermo_z = [abs(p[k]) for p in block["pairs"] for k in ("z_stepping_stone", "z_ti")
+                if p[k] is not None]
+    thermo_z += [abs(r[f"z_{q}"]) for r in block["rungs"]
+                 for q in ("heat_capacity", "binder", "log_z", "free_energy", "entropy")
+                 if r.get(f"z_{q}") is not None]
+    summary_z = [abs(r["z"]) for rows in d["summary"].values() for r in rows
+                 if r["z"] is not None]
+    assert len(thermo_z) >= 4 * 2 + 5 * 3
+    assert d["max_abs_z"] == pytest.approx(max(thermo_z + summary_z))
+    at = d["max_abs_z_at"]
+    assert at["abs_z"] == d["max_abs_z"] and at["quantity"]
+    assert f"largest |z| against the closed forms: {d['max_abs_z']:.2f} ({at['quantity']}, T = " \
+        in res.output
     res = CliRunner().invoke(cli, ["info", run_file, "--json"])
     assert res.exit_code == 0, res.output
     js = json.loads(res.output)
     assert js["thermo"]["pairs"][0]["exact"] == pytest.approx(block["pairs"][0]["exact"])
     assert "binder" in js["thermo"]["rungs"][0]
+    assert js["max_abs_z_at"]["quantity"] == d["max_abs_z_at"]["quantity"]
 
 
 def test_plot_overlap_writes_png(run_file, tmp_path):
