@@ -119,11 +119,15 @@ def plot_overlap(run_path: str | os.PathLike, out: str | os.PathLike = "pq.png",
     cmap_ = mpl.colormaps[cmap]
     cols = [cmap_(v) for v in np.linspace(0.0, 0.85, nT)] if nT > 1 else [cmap_(0.0)]
     lo, hi = np.inf, -np.inf
-    for k in range(counts.shape[0]):   # the x range the samples use, padded by a few bins
-        filled = np.nonzero(counts[k] > 0)[0]
-        if filled.size:
-            lo = min(lo, edges[k, max(filled[0] - 3, 0)])
-            hi = max(hi, edges[k, min(filled[-1] + 4, edges.shape[1] - 1)])
+    for k in range(counts.shape[0]):   # the central 99 % of every rung's samples, padded
+        tot = counts[k].sum()
+        if tot > 0:
+            cum = np.cumsum(counts[k]) / tot
+            i0 = int(np.searchsorted(cum, 0.005))
+            i1 = int(np.searchsorted(cum, 0.995))
+            a, b = edges[k, i0], edges[k, min(i1 + 1, edges.shape[1] - 1)]
+            pad = 0.15 * (b - a)
+            lo, hi = min(lo, a - pad), max(hi, b + pad)
     if not lo < hi:
         lo, hi = float(np.min(edges)), float(np.max(edges))
     with mpl.rc_context(STYLE):
@@ -156,7 +160,11 @@ def plot_overlap(run_path: str | os.PathLike, out: str | os.PathLike = "pq.png",
         axz.set_xlim(-zr, zr)
         ax.set_xlim(lo, hi)
         top = float(np.nanmax(dens)) if np.any(np.isfinite(dens)) else 0.0
-        ax.set_ylim(0.0, 1.45 * top if top > 0 else 1.0)   # room for the legend
+        if top > 0:     # log scale: cold rungs are tall spikes, hot ones wide and low
+            ax.set_yscale("log")
+            ax.set_ylim(top * 1e-4, top * 30.0)             # room for the legend
+        else:
+            ax.set_ylim(0.0, 1.0)
         axz.set_ylim(0.0, None)
         sym = r"q_{ab}^{\rm act}" if active else r"q_{ab}"
         ax.set_xlabel(f"${sym}$")
