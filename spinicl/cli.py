@@ -749,8 +749,15 @@ def format_info(d: dict) -> str:
     lines.extend(format_thermo_lines(d.get("thermo")))
     worst = d.get("max_abs_z")
     if worst is not None:
+        at = d.get("max_abs_z_at") or {}
+        where = ""
+        if at.get("quantity"):
+            t = at.get("T")
+            ts = (f"T = {t[0]:.3g} → {t[1]:.3g}" if isinstance(t, list | tuple)
+                  else f"T = {t:.3g}")
+            where = f" ({at['quantity']}, {ts})"
         lines.append("")
-        lines.append(f"largest |z| against the closed forms: {worst:.2f} "
+        lines.append(f"largest |z| against the closed forms: {worst:.2f}{where} "
                      f"({'consistent' if worst < 5 else 'INCONSISTENT'} at 5 standard errors)")
     if d.get("too_short"):
         lines.append("τ_int marked '!': run too short for a trustworthy τ (fewer than 50 τ, "

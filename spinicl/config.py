@@ -410,6 +410,8 @@ def _resolve_auto_ladder(cfg: SampleConfig) -> tuple[float, ...]:
 
 
 INIT_CHOICES = ("ridge", "random")
+#: The default start (left out of a config's dict and hashes, as before the key existed).
+DEFAULT_INIT = "ridge"
 INIT_SUFFIXES = (".npy", ".h5", ".hdf5")
 
 
@@ -425,6 +427,25 @@ def init_n_spins(cfg: SampleConfig) -> int:
     """Number of spins of ``cfg``'s model (for checking an ``--init`` file's shape)."""
     d1 = cfg.task.D + 1
     return 2 * (cfg.dk or d1) * d1 if cfg.model == "factored" else d1 * d1
+
+
+def check_init_file(cfg: SampleConfig) -> None:
+    """An ``init`` file of ``cfg`` exists, reads, and holds one start or one per replica.
+
+    Nothing to check for ``ridge`` and ``random``. ConfigError ``init`` otherwise (a
+    missing or unreadable file, the wrong number of spins, non-finite entries, or a
+    number of starts other than 1 or temperatures × copies), before any work.
+    """
+    if cfg.init in INIT_CHOICES:
+        return
+    from spinicl.samplers.driver import load_start
+
+    X = load_start(cfg.init, init_n_spins(cfg))
+    R = len(cfg.temperatures) * cfg.copies
+    if X.ndim > 1 and int(np.prod(X.shape[:-1])) != R:
+        raise ConfigError("init", f"{R} replicas ({len(cfg.temperatures)} temperatures "
+                          f"× {cfg.copies} copies) or one (n_spins,) start",
+                          f"{cfg.init}: shape {X.shape}")
 
 
 @dataclass(frozen=True)
@@ -498,7 +519,7 @@ class SampleConfig:
     representation: str = "auto"
     memory_budget: str | int | None = None
     options: dict = dataclasses.field(default_factory=dict)
-    init: str = "ridge"
+    init: str = DEFAULT_INIT
 
     def __post_init__(self) -> None:
         from spinicl import registry
@@ -569,7 +590,7 @@ class SampleConfig:
             d["options"] = dict(self.options)
         else:           # samplers without options: the dict (and its hashes) of before
             del d["options"]
-        if self.init == "ridge":   # the default start: the dict (and its hashes) of before
+        if self.init == DEFAULT_INIT:   # the default start: the dict (and hashes) of before
             del d["init"]
         return d
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import combinations
-from typing import Any
+from itertools import combinations, pairwise
 
 import numpy as np
 
@@ -26,7 +25,7 @@ from spinicl.models import Model, active_mask, alignment, gd_cosine, mse
 from spinicl.prompts import Task
 
 #: Kinds of observable (:attr:`Observable.kind`).
-KINDS = ("record", "sampler", "derived", "theory")
+KINDS = ("record", "sampler", "derived", "theory", "thermo")
 
 
 @dataclass(frozen=True)
@@ -37,12 +36,14 @@ class Observable:
     ----------
     name : str
         Its key in /trace, /summary, /theory and sweep files.
-    kind : {"record", "sampler", "derived", "theory"}
+    kind : {"record", "sampler", "derived", "theory", "thermo"}
         How it is obtained: ``record``, computed from the configurations at each record
         (:meth:`ObservableSet.compute`); ``sampler``, reported by the sampler (acceptance,
         the record's step); ``derived``, the ratio of two stored summaries
-        (:attr:`derived_from`), formed when read; ``theory``, only in theory-mode sweeps
-        (a closed form at every temperature, no record).
+        (:attr:`derived_from`), formed when read; ``theory``, a closed form at every
+        temperature with no record (theory-mode sweeps); ``thermo``, a whole-run
+        estimate from the post-burn-in records (a run's ``/thermo``, see
+        :attr:`thermo`), with its closed form in theory mode.
     shape : tuple of str or None
         Shape of one record in terms of T (temperatures), M (copies), M2 = M(M−1)/2
         (pairs of copies) and T-1 (neighbouring rungs); ``()`` a scalar; None: never
@@ -65,7 +66,16 @@ class Observable:
     exact : callable (theory, beta) → float, or None
         Its closed-form Boltzmann average from a
         :class:`~spinicl.theory.gaussian.GaussianTheory` (Gaussian models; NaN for the
-        others); None: no closed form (the average is sampled, or has none).
+        others); None: no closed form (the average is sampled, or has none). For an
+        observable of neighbouring pairs of rungs (:attr:`rung_pairs`) it takes
+        (theory, β_k, β_{k+1}).
+    thermo : bool
+        A run file stores it in ``/thermo/<name>`` with ``<name>_stderr`` and
+        ``<name>_exact`` (:func:`spinicl.runner.thermo_traces`); a sample-mode sweep point
+        copies them into its summary as ``mean``, ``stderr``, ``exact``
+        (:func:`thermo_summaries`).
+    rung_pairs : bool
+        One value per neighbouring pair of rungs (T−1 values: β_k, β_{k+1}), not per rung.
     """
 
     name: str
@@ -77,7 +87,9 @@ class Observable:
     log_scale: bool = False
     derived_from: tuple[str, str] | None = None
     function: Callable[[np.ndarray], np.ndarray] | None = None
-    exact: Callable[[Any, float], float] | None = None
+    exact: Callable[..., float] | None = None
+    thermo: bool = False
+    rung_pairs: bool = False
 
     @property
     def recorded(self) -> bool:
@@ -139,13 +151,32 @@ OBSERVABLES: dict[str, Observable] = _table(
                derived_from=("overlap_active", "self_overlap_active"),
                exact=lambda th, b: th.overlap_ratio(b, active=True)),
     Observable("free_energy", "theory", None, "free energy per spin", r"$f$",
-               exact=lambda th, b: th.free_energy(b)),
+               exact=lambda th, b: th.free_energy(b), thermo=True),
     Observable("alignment_ground_state", "theory", None, "alignment of the ground state",
                r"$\cos(m, I_{D+1})$", exact=lambda th, b: th.alignment),
     Observable("gd_cosine_ground_state", "theory", None,
                "cosine of the ground state with one-step GD", r"$\cos(m, W_{\rm GD})$",
                exact=lambda th, b: th.gd_cosine),
+    Observable("heat_capacity", "thermo", None, "heat capacity",
+               r"$C=\beta^2\,{\rm Var}\,E$", thermo=True,
+               exact=lambda th, b: _thermo().merged_heat_capacity(th)),
+    Observable("binder", "thermo", None, "Binder cumulant of the overlap",
+               r"$1-\langle q^4\rangle/3\langle q^2\rangle^2$", thermo=True,
+               exact=lambda th, b: _thermo().merged_binder(th, b)),
+    Observable("entropy", "thermo", None, "entropy per spin", r"$s$", thermo=True,
+               exact=lambda th, b: _thermo().merged_entropy_per_spin(th, b)),
+    Observable("log_z_ratio", "thermo", None, "log partition-function ratio of neighbours",
+               r"$\ln Z(T_k)/Z(T_{k+1})$", thermo=True, rung_pairs=True,
+               exact=lambda th, b0, b1: (_thermo().merged_log_z(th, b0)
+                                         - _thermo().merged_log_z(th, b1))),
 )
+
+def _thermo():
+    """:mod:`spinicl.analysis.thermo` (imported when a closed form is first needed)."""
+    from spinicl.analysis import thermo
+
+    return thermo
+
 
 #: Observable name → shape of one record (the recorded rows of :data:`OBSERVABLES`).
 SHAPES: dict[str, tuple[str, ...]] = {k: o.shape for k, o in OBSERVABLES.items()
@@ -368,6 +399,12 @@ def theory_summaries(theory, temperatures: np.ndarray, seed: int,
       of a model too large to factor) they are NaN.
     * ``alignment_ground_state`` and ``gd_cosine_ground_state``: alignment(m) and
       gd_cosine(m) of the ground state m (the T → 0 limits of the two above).
+    * The spin-glass observables (:attr:`Observable.thermo`: ``free_energy``,
+      ``heat_capacity`` = n/2, ``binder``, ``entropy``, and ``log_z_ratio`` with T−1
+      values, one per neighbouring pair of rungs) from their closed forms; ``binder``
+      needs a dense factor of A and at most
+      :data:`spinicl.analysis.thermo.EXACT_OVERLAP_MAX_SPINS` spins, the log Z
+      quantities log det A (NaN otherwise).
 
     Parameters
     ----------
@@ -394,10 +431,16 @@ def theory_summaries(theory, temperatures: np.ndarray, seed: int,
     for name, obs in OBSERVABLES.items():
         if obs.kind in ("sampler", "derived"):   # no draws; ratios are formed when read
             continue
-        row = {"mean": np.full(T, np.nan), "stderr": np.zeros(T),
-               "tau_int": np.full(T, np.nan), "ess": np.full(T, np.inf),
-               "exact": np.full(T, np.nan)}
-        if obs.exact is not None:
+        width = max(T - 1, 0) if obs.rung_pairs else T
+        row = {"mean": np.full(width, np.nan), "stderr": np.zeros(width),
+               "tau_int": np.full(width, np.nan), "ess": np.full(width, np.inf),
+               "exact": np.full(width, np.nan)}
+        if obs.exact is not None and obs.rung_pairs:
+            row["exact"] = np.array([obs.exact(theory, 1.0 / t0, 1.0 / t1)
+                                     for t0, t1 in pairwise(temps)],
+                                    dtype=float)
+            row["mean"] = row["exact"].copy()
+        elif obs.exact is not None:
             row["exact"] = np.array([obs.exact(theory, 1.0 / t) for t in temps], dtype=float)
             row["mean"] = row["exact"].copy()
         elif obs.function is not None:
@@ -410,3 +453,34 @@ def theory_summaries(theory, temperatures: np.ndarray, seed: int,
                 row["stderr"] = vals.std(axis=1, ddof=1) / np.sqrt(draws)
         out[name] = row
     return out
+
+
+def thermo_summaries(thermo: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """The spin-glass observables of a run as sweep-point summaries.
+
+    Every row of :data:`OBSERVABLES` with :attr:`Observable.thermo` that the run's
+    ``/thermo`` holds becomes ``{"mean", "stderr", "exact"}`` from ``/thermo/<name>``,
+    ``<name>_stderr`` and ``<name>_exact`` (NaN where one is missing): (T,) per rung, or
+    (T−1,) per neighbouring pair of rungs (``log_z_ratio``). Whether log Z, f and s are
+    absolute (merged model with a Boltzmann sampler) or relative to the hottest rung is
+    the run's ``/thermo`` attribute ``reference``.
+
+    Parameters
+    ----------
+    thermo : dict name → ndarray
+        The datasets of a run file's ``/thermo`` group.
+    """
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name, obs in OBSERVABLES.items():
+        if not obs.thermo or name not in thermo:
+            continue
+        mean = np.asarray(thermo[name], dtype=float).reshape(-1)
+        row = {"mean": mean}
+        for stat, key in (("stderr", f"{name}_stderr"), ("exact", f"{name}_exact")):
+            v = thermo.get(key)
+            row[stat] = (np.asarray(v, dtype=float).reshape(-1)
+                         if v is not None and np.size(v) == mean.size
+                         else np.full(mean.size, np.nan))
+        out[name] = row
+    return out
+

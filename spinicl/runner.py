@@ -20,6 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from spinicl.analysis.diagnostics import summarize
+from spinicl.analysis.thermo import EXACT_OVERLAP_MAX_SPINS, OVERLAP_HIST_EDGES
 from spinicl.config import ConfigError, SampleConfig
 from spinicl.io.run import (
     RunWriter,
@@ -522,12 +523,6 @@ def summarize_file(path: str, cfg: SampleConfig | None = None) -> dict[str, dict
     return summarize_traces(traces, theory, cfg, temps)
 
 
-#: Bin edges of /overlap_histogram: this many, evenly over [−Q̄, Q̄].
-OVERLAP_HIST_EDGES = 101
-#: Exact overlap moments (an n×n eigendecomposition per rung) only up to this many spins.
-EXACT_OVERLAP_MAX_SPINS = 2500
-
-
 def _nan_or(fn, *shape):
     """fn() (a tuple of arrays), or NaN arrays of ``shape`` where the traces are too short
     or not finite (ConfigError from the estimators)."""
@@ -535,27 +530,6 @@ def _nan_or(fn, *shape):
         return fn()
     except (ConfigError, FloatingPointError, KeyError, ValueError, ZeroDivisionError):
         return tuple(np.full(s, np.nan) for s in shape)
-
-
-def _binder(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Binder cumulant per rung with a pair-aware error: the M(M−1)/2 pairs share copies,
-    so (as in :func:`summarize_columns`) the delta-method influence series is averaged
-    over pairs per record and its τ-corrected error taken as one series; treating the
-    pairs as independent chains (:func:`spinicl.analysis.thermo.binder_cumulant`'s
-    error) underestimates it."""
-    from spinicl.analysis.diagnostics import stderr
-    from spinicl.analysis.thermo import binder_cumulant
-
-    B, _ = binder_cumulant(q)
-    se = np.empty_like(B)
-    for k in range(q.shape[1]):
-        q2 = q[:, k, :] ** 2
-        q4 = q2**2
-        m2, m4 = float(q2.mean()), float(q4.mean())
-        infl = (-(q4 - m4) / (3 * m2**2) + 2 * m4 * (q2 - m2) / (3 * m2**3)).mean(
-            axis=1, keepdims=True)
-        se[k] = float(stderr(infl, chains=True)) if np.ptp(infl) > 0 else 0.0
-    return B, se
 
 
 def thermo_traces(traces: dict[str, np.ndarray], summary: dict[str, dict],
@@ -581,8 +555,9 @@ def thermo_traces(traces: dict[str, np.ndarray], summary: dict[str, dict],
     * ``heat_capacity``, ``heat_capacity_stderr``, ``heat_capacity_exact`` (T,):
       C = β²Var(E) (total), exact n/2 for the merged model;
     * ``binder``, ``binder_stderr``, ``binder_exact`` (T,): Binder cumulant of
-      /trace/overlap (delta-method error, pairs
-      averaged per record as they share copies: :func:`_binder`), exact from the merged model's overlap moments.
+      /trace/overlap (:func:`spinicl.analysis.thermo.binder_cumulant`: delta-method
+      error of the influence series averaged over the pairs of each record, as they
+      share copies), exact from the merged model's overlap moments.
 
     The log Z quantities need ≥ 2 rungs, the Binder cumulant ≥ 2 copies: otherwise they
     are not written. Exact values need the merged (Gaussian) model with a sampler that
@@ -590,9 +565,10 @@ def thermo_traces(traces: dict[str, np.ndarray], summary: dict[str, dict],
     most :data:`EXACT_OVERLAP_MAX_SPINS` spins (one n×n eigendecomposition per rung). Too
     few (< 4) or non-finite post-burn-in records give NaN.
 
-    /overlap_histogram/<overlap|overlap_active>/ (≥ 2 copies): ``edges`` (101,) evenly
-    over [−Q̄, Q̄], Q̄ the largest post-burn-in self-overlap of the run (``self_overlap``
-    resp. ``self_overlap_active``; |q_ab| ≤ √(Q_a Q_b) ≤ Q̄ so nothing falls outside),
+    /overlap_histogram/<overlap|overlap_active>/ (≥ 2 copies): ``edges`` (T, 101), one
+    row per rung from that rung's own spread of q (:func:`spinicl.analysis.thermo.
+    overlap_edges`: its 0.1–99.9 % quantile range widened by a quarter on each side, cut
+    to [min q, max q]; fewer than 4 records: [−1, 1], no counts),
     ``counts`` (T, 100) over all records and pairs, ``outside`` (T, 2) below / above,
     ``exact_mean``, ``exact_var`` (T,) of the merged model's overlap (NaN otherwise).
 
@@ -657,26 +633,23 @@ def thermo_traces(traces: dict[str, np.ndarray], summary: dict[str, dict],
                   entropy_exact=(np.array([th.merged_entropy_per_spin(theory, x) for x in b])
                                  if exact else nan_t))
     hist: dict[str, Any] = {}
-    for name, selfname, active in (("overlap", "self_overlap", False),
-                                   ("overlap_active", "self_overlap_active", True)):
-        q, Q = post(name), post(selfname)
+    for name, active in (("overlap", False), ("overlap_active", True)):
+        q = post(name)
         if q is None or q.shape[2] == 0:
             continue
         moments = ([th.merged_overlap_moments(theory, x, active=active) for x in b]
                    if dense else None)
         if name == "overlap":
-            ds["binder"], ds["binder_stderr"] = _nan_or(lambda q=q: _binder(q),
+            ds["binder"], ds["binder_stderr"] = _nan_or(lambda q=q: th.binder_cumulant(q),
                                                         T, T)
             ds["binder_exact"] = (np.array([m["binder"] for m in moments]) if moments
                                   else np.full(T, np.nan))
-        qbar = float(np.max(Q)) if Q is not None and Q.size and np.all(np.isfinite(Q)) \
-            else float("nan")
-        if not (np.isfinite(qbar) and qbar > 0):
-            qbar = 1.0
-        edges = np.linspace(-qbar, qbar, OVERLAP_HIST_EDGES)
-        h = (th.overlap_histogram(q, edges) if n_keep >= 4 and np.all(np.isfinite(q))
-             else {"edges": edges, "counts": np.zeros((T, edges.size - 1), np.int64),
-                   "outside": np.zeros((T, 2), np.int64)})
+        if n_keep >= 4 and np.all(np.isfinite(q)):
+            h = th.overlap_histogram(q, th.overlap_edges(q, OVERLAP_HIST_EDGES))
+        else:   # nothing to histogram: placeholder edges over [−1, 1], no counts
+            h = {"edges": np.tile(np.linspace(-1.0, 1.0, OVERLAP_HIST_EDGES), (T, 1)),
+                 "counts": np.zeros((T, OVERLAP_HIST_EDGES - 1), np.int64),
+                 "outside": np.zeros((T, 2), np.int64)}
         for key in ("edges", "counts", "outside"):
             hist[f"{name}/{key}"] = h[key]
         hist[f"{name}/exact_mean"] = (np.array([m["mean"] for m in moments]) if moments
@@ -686,12 +659,15 @@ def thermo_traces(traces: dict[str, np.ndarray], summary: dict[str, dict],
     out = {"thermo": (ds, {"reference": reference, "n_spins": int(n_spins),
                            "records": n_keep,
                            "method": "stepping stone (geometric bridge at the midpoint "
-                                     "beta); TI linear in T; Binder delta method"})}
+                                     "beta); TI linear in T; Binder delta method, pairs "
+                                     "averaged per record"})}
     if hist:
         out["overlap_histogram"] = (hist, {
             "records": n_keep,
-            "edges": f"{OVERLAP_HIST_EDGES} evenly over [-Qbar, Qbar], Qbar the largest "
-                     "post-burn-in self-overlap"})
+            "edges": f"per rung (T, {OVERLAP_HIST_EDGES}), evenly spaced: with a, b the "
+                     "0.1 % and 99.9 % quantiles of the rung's post-burn-in q (all records "
+                     "and pairs), the range [a - (b-a)/4, b + (b-a)/4] cut to [min q, max "
+                     "q], its ends at the centres of the first and last bin"})
     return out
 
 
@@ -769,6 +745,13 @@ def file_info(path: str) -> dict[str, Any]:
 
     Works on a running, interrupted, failed or killed file (read-only SWMR open). Where
     the file holds no /summary yet, it is computed from the records so far.
+
+    ``max_abs_z`` is the largest |z| against a closed form over the summary and the
+    /thermo block (TI log Z ratios, C, Binder, and the stepping-stone log Z ratios and
+    the log Z, f, s built on them where every pair of rungs involved has bridge weights
+    that overlap well: the others are warned about as unreliable), and
+    ``max_abs_z_at`` says where: ``{"abs_z", "z", "quantity", "T"}`` (a summary
+    observable's name, or ``"thermo <name>"``; T a rung's temperature or a pair's two).
     """
     from spinicl.io.run import read_checkpoint
 
@@ -814,7 +797,7 @@ def file_info(path: str) -> dict[str, Any]:
             z = None
             if np.isfinite(row["exact"]) and row["stderr"] > 0:
                 z = (row["mean"] - row["exact"]) / row["stderr"]
-                worst = abs(z) if worst is None else max(worst, abs(z))
+                worst = _worse(worst, z, name, float(temps[k]))
             row["z"] = z
             if row.get("tau_ok") == 0.0 and np.isfinite(row["stderr"]) and row["stderr"] > 0:
                 short.append({"observable": name, "T": float(temps[k]),
@@ -847,6 +830,19 @@ def file_info(path: str) -> dict[str, Any]:
     thermo_block = (_thermo_info(thermo, temps, thermo_ref, thermo_source)
                     if thermo else None)
     if thermo_block:
+        poor = [p["weight_ess"] is not None and p["weight_ess"] < WEIGHT_ESS_WARN
+                for p in thermo_block["pairs"]]
+        for p, bad in zip(thermo_block["pairs"], poor, strict=True):
+            for key, what in (("z_stepping_stone", "log_z_ratio"),
+                              ("z_ti", "log_z_ratio_ti")):
+                if p[key] is not None and not (bad and key == "z_stepping_stone"):
+                    worst = _worse(worst, p[key], f"thermo {what}", p["T"])
+        for k, r in enumerate(thermo_block["rungs"]):
+            chain_bad = any(poor[k:])   # log Z_k sums the ratios of the pairs k, k+1, ...
+            for name in THERMO_RUNG_QUANTITIES:
+                if r.get(f"z_{name}") is not None and not (chain_bad
+                                                           and name in LOG_Z_QUANTITIES):
+                    worst = _worse(worst, r[f"z_{name}"], f"thermo {name}", r["T"])
         for p in thermo_block["pairs"]:
             if p["weight_ess"] is not None and p["weight_ess"] < WEIGHT_ESS_WARN:
                 warnings.append(
@@ -866,8 +862,23 @@ def file_info(path: str) -> dict[str, Any]:
             "n_records": n_records, "checkpoint_step": meta["step"],
             "temperatures": [float(t) for t in temps], "swap_accept": swap_mean,
             "ladder": ladder, "too_short": short, "warnings": warnings,
-            "summary": table, "max_abs_z": worst,
+            "summary": table, "max_abs_z": None if worst is None else worst["abs_z"],
+            "max_abs_z_at": worst,
             "ground_state": attrs.get("ground_state"), "thermo": thermo_block}
+
+
+#: Per-rung /thermo quantities with z-scores against the closed forms (``info``).
+THERMO_RUNG_QUANTITIES = ("heat_capacity", "binder", "log_z", "free_energy", "entropy")
+#: Those built on the stepping-stone log Z ratios down to the hottest rung.
+LOG_Z_QUANTITIES = ("log_z", "free_energy", "entropy")
+
+
+def _worse(worst: dict | None, z: float, quantity: str, T) -> dict:
+    """The larger of ``worst`` and a new z-score, as ``{"abs_z", "z", "quantity", "T"}``
+    (T: a rung's temperature, or the [T_k, T_k+1] of a pair of rungs)."""
+    if worst is not None and worst["abs_z"] >= abs(z):
+        return worst
+    return {"abs_z": abs(float(z)), "z": float(z), "quantity": quantity, "T": T}
 
 
 #: ``info`` warns when a pair's stepping-stone bridge weights have a smaller Kish ESS
@@ -917,7 +928,7 @@ def _thermo_info(th: dict[str, np.ndarray], temps: np.ndarray, reference: str,
     rungs = []
     for k, t in enumerate(temps):
         row: dict[str, Any] = {"T": float(t)}
-        for name in ("heat_capacity", "binder", "log_z", "free_energy", "entropy"):
+        for name in THERMO_RUNG_QUANTITIES:
             if name not in th:
                 continue
             x, se, ex = g(name, k), g(f"{name}_stderr", k), g(f"{name}_exact", k)

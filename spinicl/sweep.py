@@ -38,10 +38,12 @@ import numpy as np
 
 from spinicl import registry
 from spinicl.config import (
+    DEFAULT_INIT,
     ConfigError,
     SampleConfig,
     TaskConfig,
     check_choice,
+    check_init_file,
     check_int,
     parse_temperatures,
 )
@@ -62,7 +64,7 @@ _EXCLUSIVE = (("P", "alpha", "tau"), ("K", "kappa"), ("N", "alpha_L"))
 TASK_KEYS = tuple(f.name for f in dataclasses.fields(TaskConfig))
 SAMPLE_KEYS = ("model", "dk", "sampler", "step", "gamma", "precondition", "temps", "beta",
                "copies", "steps", "burn_in", "record_every", "swap_every", "adapt_ladder",
-               "representation", "memory_budget") + tuple(registry.all_sampler_options())
+               "representation", "memory_budget", "init") + tuple(registry.all_sampler_options())
 #: Keys of the optional ``[plot]`` section: the figure drawn when the sweep completes.
 PLOT_KEYS = ("kind", "x", "y", "z", "by", "contour", "contour_z", "where", "zmax")
 PLOT_KINDS = ("phase", "cut")
@@ -154,9 +156,14 @@ class SweepConfig:
     plot: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def canonical(self) -> dict[str, Any]:
-        """What the numbers depend on (hashed); the ``[plot]`` section is not part of it."""
+        """What the numbers depend on (hashed); the ``[plot]`` section is not part of it,
+        nor ``init`` at its default ``"ridge"`` (sweeps written before the key existed
+        keep their hash)."""
+        sampler = dict(self.sampler)
+        if sampler.get("init") == DEFAULT_INIT:
+            del sampler["init"]
         out = {"mode": self.mode, "name": self.name, "task": self.task, "grid": self.grid,
-               "sampler": self.sampler}
+               "sampler": sampler}
         if self.baselines:
             out["baselines"] = True
         return out
@@ -316,6 +323,12 @@ def _expand(cfg: SweepConfig, text: str) -> list[PointSpec]:
         except TypeError as exc:
             raise ConfigError("config", "keys of the right type", cfg.source,
                               str(exc)) from None
+        if not points:   # an init file: read once, before any work
+            try:
+                check_init_file(sample)
+            except ConfigError as exc:
+                raise ConfigError(f"sampler.{exc.param}", exc.allowed, exc.got,
+                                  _where(cfg.source, text, "init")) from None
         points.append(PointSpec(i, cfg.mode, sample, cfg.baselines))
     if cfg.mode == "theory" and points and not registry.MODELS[points[0].sample.model].gaussian:
         gaussian = ", ".join(k for k, v in registry.MODELS.items() if v.gaussian)
@@ -449,6 +462,7 @@ def _baseline_summaries(spec: PointSpec, n_temps: int) -> dict[str, dict[str, np
 def _sample_point(spec: PointSpec, scratch: str | None,
                   stop_flag: dict | None = None) -> tuple[np.ndarray, dict]:
     from spinicl.io.run import open_run
+    from spinicl.observables import thermo_summaries
     from spinicl.runner import run_sample
 
     d = tempfile.mkdtemp(prefix=f"point{spec.id}-", dir=scratch)
@@ -461,6 +475,9 @@ def _sample_point(spec: PointSpec, scratch: str | None,
             temps = f["ladder/T"][...]
             summary = {name: {k: f[f"summary/{name}/{k}"][...] for k in f[f"summary/{name}"]}
                        for name in f["summary"]}
+            thermo = ({k: f[f"thermo/{k}"][...] for k in f["thermo"]} if "thermo" in f
+                      else {})
+        summary.update(thermo_summaries(thermo))
         return temps, summary
     finally:
         shutil.rmtree(d, ignore_errors=True)

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from spinicl.analysis import thermo
+from spinicl.analysis.diagnostics import stderr
 from spinicl.cli import cli
 from spinicl.config import SampleConfig, TaskConfig
 from spinicl.runner import file_info, run_sample
@@ -85,18 +87,87 @@ def test_overlap_histograms_count_every_sample(run_file):
     _, _, hist, records, n_pairs, _ = _thermo(run_file)
     assert set(hist) == {"overlap", "overlap_active"}
     with h5py.File(run_file, "r") as f:
-        qbar = float(np.max(f["trace/self_overlap"][...][f["trace/step"][...] > 100]))
         q = f["trace/overlap"][...][f["trace/step"][...] > 100]
+        rule = str(f["overlap_histogram"].attrs["edges"])
+    assert "per rung" in rule and "quantiles" in rule
     for h in hist.values():
-        assert h["edges"].shape == (101,)
+        assert h["edges"].shape == (5, 101)           # one row of fixed edges per rung
         assert h["counts"].shape == (5, 100)
         np.testing.assert_array_equal(h["counts"].sum(axis=1) + h["outside"].sum(axis=1),
                                       records * n_pairs)
+        # only tails beyond the 0.1–99.9 % quantile range (widened) can fall outside
+        assert np.all(h["outside"].sum(axis=1) <= 0.002 * records * n_pairs)
         assert np.all(np.isfinite(h["exact_mean"])) and np.all(h["exact_var"] > 0)
-    np.testing.assert_allclose(hist["overlap"]["edges"][[0, -1]], [-qbar, qbar])
-    assert hist["overlap"]["outside"].sum() == 0      # |q| ≤ √(Q_a Q_b) ≤ Q̄
     np.testing.assert_array_equal(hist["overlap"]["counts"][2],
-                                  np.histogram(q[:, 2].ravel(), hist["overlap"]["edges"])[0])
+                                  np.histogram(q[:, 2].ravel(), hist["overlap"]["edges"][2])[0])
+
+
+@pytest.fixture(scope="module")
+def wide_run(tmp_path_factory):
+    """Three decades of T (exact draws, 3 copies): q at the coldest rung spreads over
+    ~1/30 of the hottest rung's range."""
+    path = str(tmp_path_factory.mktemp("thermo") / "wide.h5")
+    cfg = _config(temperatures=tuple(np.geomspace(1e-4, 1e-1, 4)), copies=3, steps=2000,
+                  record_every=1)
+    assert run_sample(cfg, path, progress=False).status == "complete"
+    return path
+
+
+def _histogram_z(counts, edges, exact_mean, exact_var, q):
+    """z-scores of the histogram's mean and (Sheppard-corrected) variance of q per rung
+    against the exact ones; errors from the τ-corrected standard errors of the
+    pair-averaged series q and (q − q̄)² (pairs share copies)."""
+    m, v = thermo.histogram_moments(counts, edges)
+    zm, zv = [], []
+    for k in range(q.shape[1]):
+        x = q[:, k, :]
+        se_m = stderr(x.mean(axis=1, keepdims=True), chains=True)
+        se_v = stderr(((x - x.mean()) ** 2).mean(axis=1, keepdims=True), chains=True)
+        zm.append((m[k] - exact_mean[k]) / se_m)
+        zv.append((v[k] - exact_var[k]) / se_v)
+    return np.array(zm), np.array(zv)
+
+
+def test_histogram_moments_match_the_exact_overlap_law_at_every_rung(wide_run):
+    """Merged model: P(q)'s binned mean and variance against ⟨q⟩ and Var q in closed form
+    at every rung, the coldest included. The old shared edges over [−Q̄, Q̄] put the
+    coldest rung into one or two bins (its variance off by thousands of errors)."""
+    with h5py.File(wide_run, "r") as f:
+        h = {k: f[f"overlap_histogram/overlap/{k}"][...] for k in f["overlap_histogram/overlap"]}
+        keep = f["trace/step"][...] > 100
+        q = f["trace/overlap"][...][keep]
+        qbar = float(f["trace/self_overlap"][...][keep].max())
+    assert h["edges"].shape == (4, 101)
+    assert np.all(h["outside"].sum(axis=1) <= 0.002 * q.shape[0] * q.shape[2])
+    assert np.all(np.count_nonzero(h["counts"], axis=1) > 40)   # every rung resolved
+    zm, zv = _histogram_z(h["counts"], h["edges"], h["exact_mean"], h["exact_var"], q)
+    assert np.all(np.abs(zm) < Z_TOL) and np.all(np.abs(zv) < Z_TOL), (zm, zv)
+    old = np.linspace(-qbar, qbar, 101)
+    ho = thermo.overlap_histogram(q, old)
+    assert np.count_nonzero(ho["counts"][0]) <= 3
+    _, zv_old = _histogram_z(ho["counts"], old, h["exact_mean"], h["exact_var"], q)
+    assert abs(zv_old[0]) > 100 * Z_TOL, zv_old
+
+
+def test_old_single_edge_vector_still_plots(wide_run, tmp_path):
+    """Files written before per-rung edges hold one (101,) vector: plot overlap reads it."""
+    old = str(tmp_path / "old_edges.h5")
+    with h5py.File(wide_run, "r") as src, h5py.File(old, "w") as dst:
+        for k, v in src.attrs.items():
+            dst.attrs[k] = v
+        for k in src:
+            src.copy(src[k], dst, k)
+        for o in ("overlap", "overlap_active"):
+            g = dst[f"overlap_histogram/{o}"]
+            q = src["trace/overlap" if o == "overlap" else "trace/overlap_active"][...]
+            edges = np.linspace(-1.2 * np.abs(q).max(), 1.2 * np.abs(q).max(), 101)
+            h = thermo.overlap_histogram(q[src["trace/step"][...] > 100], edges)
+            for key in ("edges", "counts", "outside"):
+                del g[key]
+                g[key] = h[key]
+    res = CliRunner().invoke(cli, ["plot", "overlap", old, "-o", str(tmp_path / "o.png")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o.png").stat().st_size > 10_000
 
 
 def test_info_text_and_json(run_file):
@@ -110,11 +181,26 @@ def test_info_text_and_json(run_file):
     assert "thermodynamics (file" in res.output and "stepping st." in res.output
     assert "Binder" in res.output and "C=β²Var E" in res.output
     assert "overlap poorly" not in res.output
+    # the largest |z| covers the thermo z-scores and names where it is
+    thermo_z = [abs(p[k]) for p in block["pairs"] for k in ("z_stepping_stone", "z_ti")
+                if p[k] is not None]
+    thermo_z += [abs(r[f"z_{q}"]) for r in block["rungs"]
+                 for q in ("heat_capacity", "binder", "log_z", "free_energy", "entropy")
+                 if r.get(f"z_{q}") is not None]
+    summary_z = [abs(r["z"]) for rows in d["summary"].values() for r in rows
+                 if r["z"] is not None]
+    assert len(thermo_z) >= 4 * 2 + 5 * 3
+    assert d["max_abs_z"] == pytest.approx(max(thermo_z + summary_z))
+    at = d["max_abs_z_at"]
+    assert at["abs_z"] == d["max_abs_z"] and at["quantity"]
+    assert f"largest |z| against the closed forms: {d['max_abs_z']:.2f} ({at['quantity']}, T = " \
+        in res.output
     res = CliRunner().invoke(cli, ["info", run_file, "--json"])
     assert res.exit_code == 0, res.output
     js = json.loads(res.output)
     assert js["thermo"]["pairs"][0]["exact"] == pytest.approx(block["pairs"][0]["exact"])
     assert "binder" in js["thermo"]["rungs"][0]
+    assert js["max_abs_z_at"]["quantity"] == d["max_abs_z_at"]["quantity"]
 
 
 def test_plot_overlap_writes_png(run_file, tmp_path):

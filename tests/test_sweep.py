@@ -280,6 +280,8 @@ def test_ctrl_c_keeps_finished_points_and_the_rerun_completes(tmp_path):
     ('[task]\nD = "three"\n[grid]\nseed = [0]\n', "D"),
     ('[grid]\nseed = []\n', "empty grid"),
     ('[weird]\nx = 1\n', "unknown section"),
+    ('[grid]\nseed = [0]\n[sampler]\ninit = "bogus"\n', "init"),
+    ('[grid]\nseed = [0]\n[sampler]\ninit = "missing-start.npy"\n', "init"),
 ])
 def test_bad_sweep_files_are_one_line_errors_with_file_and_line(tmp_path, text, words):
     path = tmp_path / "bad.toml"
@@ -292,3 +294,24 @@ def test_bad_sweep_files_are_one_line_errors_with_file_and_line(tmp_path, text, 
     assert len(out.stderr.strip().splitlines()) == 1
     if words != "empty grid":
         assert "line" in out.stderr
+
+
+def test_init_in_sweep_toml_and_its_hash(tmp_path):
+    """``init`` in [sampler] reaches every point; the default ``ridge`` is left out of the
+    hash (sweeps written before the key keep theirs), any other start changes it; a
+    start file is read (and its shape checked) when the sweep is parsed."""
+    base = parse_sweep(SAMPLE_TOML)
+    ridge = parse_sweep(SAMPLE_TOML + 'init = "ridge"\n')
+    rand = parse_sweep(SAMPLE_TOML + 'init = "random"\n')
+    assert ridge.hash == base.hash and rand.hash != base.hash
+    assert "init" not in base.canonical()["sampler"]
+    assert {p.sample.init for p in rand.points} == {"random"}
+    start = tmp_path / "start.npy"
+    np.save(start, np.zeros(16))
+    from_file = parse_sweep(SAMPLE_TOML + f'init = "{start}"\n')
+    assert from_file.points[0].sample.init == str(start)
+    np.save(start, np.zeros(15))          # 15 spins: not the merged model's 16 at D = 3
+    with pytest.raises(ConfigError, match="init"):
+        parse_sweep(SAMPLE_TOML + f'init = "{start}"\n')
+    with pytest.raises(ConfigError, match="init"):
+        parse_sweep(SAMPLE_TOML + "init = 3\n")
