@@ -23,6 +23,7 @@ from spinicl.config import (
     SampleConfig,
     TaskConfig,
     check_beta,
+    check_lam_for_sampling,
 )
 
 # --------------------------------------------------------------------------- helpers
@@ -622,16 +623,9 @@ def sample(ctx, out, force, config_file, quiet, **kw):
     if config_file:
         _load_toml(config_file, ctx, kw)
     cfg = sample_config_from_options(kw)
-    if cfg.init not in ("ridge", "random"):  # the file, before any work
-        from spinicl.config import init_n_spins
-        from spinicl.samplers.driver import load_start
+    from spinicl.config import check_init_file
 
-        X = load_start(cfg.init, init_n_spins(cfg))
-        R = len(cfg.temperatures) * cfg.copies
-        if X.ndim > 1 and int(np.prod(X.shape[:-1])) != R:
-            raise ConfigError("init", f"{R} replicas ({len(cfg.temperatures)} temperatures "
-                              f"× {cfg.copies} copies) or one (n_spins,) start",
-                              f"{cfg.init}: shape {X.shape}")
+    check_init_file(cfg)            # an --init file, before any work
     cmd = "spinicl " + " ".join(sys.argv[1:])
     res = run_sample(cfg, out, force=force, command_line=cmd, progress=not quiet)
     _finish(res)
@@ -1409,6 +1403,100 @@ def export_target(name, out, force):
     check_new_file(out, force)
     model, refs = build_target(name)
     click.echo(f"wrote {write_target_file(out, TARGETS[name], model, refs, force=force)}")
+
+
+@cli.command("free-energy")
+@_task_options
+@click.option("--beta", type=float, default=None,
+              help="Inverse temperature β (> 0) [default: 1e4].")
+@click.option("--T", "T", type=float, default=None, help="Temperature T = 1/β (> 0).")
+@click.option("--model", type=click.Choice(list(registry.model_names())), default="merged",
+              show_default=True, help="Merged W, or factored W = W_qᵀW_k.")
+@click.option("--dk", type=click.IntRange(1, MAX_DK), default=None,
+              help="Rank d_k of the factors [default: D+1].")
+@click.option("--sampler", type=click.Choice(list(registry.sampler_names())), default=None,
+              help="Sampler at each rung of the path [default: exact for the merged model, "
+                   "gibbs for the factored one].")
+@click.option("--rungs", type=click.IntRange(3, 400), default=None,
+              help="Rungs of the path t = 0 … 1 [default: from the thermodynamic length "
+                   "measured by a pilot].")
+@click.option("--copies", type=click.IntRange(2, 4096), default=8, show_default=True,
+              help="Independent chains per rung.")
+@click.option("--records", type=click.IntRange(20, 10**7), default=400, show_default=True,
+              help="Records per rung after burn-in.")
+@click.option("--every", type=click.IntRange(1, 10**6), default=10, show_default=True,
+              help="Steps between records.")
+@click.option("--burn-in", type=click.IntRange(0, 10**8), default=1000, show_default=True,
+              help="Burn-in steps per rung.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def free_energy(beta, T, model, dk, sampler, rungs, copies, records, every, burn_in, as_json,
+                representation, memory_budget, **kw):
+    """Absolute free energy F(β) of either model, by switching the data term on.
+
+    Samples E_t = (λ/2)‖θ‖² + t·E_data(θ) from t = 0 (a Gaussian whose log Z is known) to
+    t = 1 at the fixed β and sums stepping-stone log Z ratios along t (docs/model.md §1.7);
+    thermodynamic integration is the cross-check. For the merged model the exact log Z is
+    printed beside it.
+    """
+    from spinicl.analysis.thermo import merged_log_z, switching_free_energy
+    from spinicl.models import build_model
+    from spinicl.prompts import make_task
+
+    cfg = task_config(kw)
+    if beta is not None and T is not None:
+        raise ConfigError("beta", "given alone (use --beta or --T, not both)", beta)
+    if T is not None:
+        beta = 1.0 / check_beta(T, "T")
+    beta = check_beta(1e4 if beta is None else beta)
+    check_lam_for_sampling(cfg.lam)
+    if sampler is None:
+        sampler = "exact" if model == "merged" else "gibbs"
+    registry.check(model, sampler, "none", "dense", built=True)
+    task = make_task(cfg)
+    m = build_model(task, model, dk=dk, representation=representation,
+                    memory_budget=memory_budget)
+    t0 = time.perf_counter()
+    r = switching_free_energy(m, beta, rungs=rungs, sampler=sampler, copies=copies,
+                              records=records, every=every, burn_in=burn_in, seed=cfg.seed)
+    out = {"model": model, "dk": getattr(m, "dk", None), "beta": beta, "sampler": sampler,
+           "n_spins": r.n_spins, "rungs": int(r.t.size),
+           "thermodynamic_length": r.thermodynamic_length, "log_z": r.log_z,
+           "log_z_stderr": r.log_z_stderr, "log_z_ti": r.log_z_ti,
+           "log_z_ti_stderr": r.log_z_ti_stderr,
+           "log_z_ti_quadrature": r.log_z_ti_quadrature,
+           "log_z_gaussian": r.log_z_gaussian, "free_energy": r.free_energy,
+           "free_energy_per_spin": r.free_energy_per_spin,
+           "free_energy_per_spin_stderr": r.free_energy_per_spin_stderr,
+           "min_bridge_ess": float(np.min(r.weight_ess)) if r.weight_ess.size else None,
+           "seed": cfg.seed, "seconds": time.perf_counter() - t0}
+    if m.gaussian:
+        from spinicl.theory.gaussian import gaussian_theory
+
+        exact = merged_log_z(gaussian_theory(m, task), beta)
+        out["log_z_exact"] = exact
+        out["z"] = (r.log_z - exact) / r.log_z_stderr if r.log_z_stderr > 0 else None
+    if as_json:
+        print_json(out)
+        return
+    lines = [(f"{model} model, D = {cfg.D}, N = {cfg.N}, P = {cfg.P}, λ = {cfg.lam:g}, "
+              f"β = {beta:g}; n = {r.n_spins} spins; sampler {sampler}, {copies} copies"),
+             (f"path: {r.t.size} rungs in t (thermodynamic length "
+              f"{r.thermodynamic_length:.3g}; smallest bridge-weight ESS "
+              f"{out['min_bridge_ess']:.2f})"),
+             f"  log Z, stepping stone      {r.log_z:.8g} ± {r.log_z_stderr:.2g}",
+             (f"  log Z, integration (TI)    {r.log_z_ti:.8g} ± {r.log_z_ti_stderr:.2g} "
+              f"(quadrature ≈ {r.log_z_ti_quadrature:.2g})")]
+    if "log_z_exact" in out:
+        z = out["z"]
+        lines.append(f"  log Z, exact (Gaussian)    {out['log_z_exact']:.8g}"
+                     + (f"   z = {z:+.2f}" if z is not None else ""))
+    lines += [f"  log Z at t = 0 (decay)     {r.log_z_gaussian:.8g}",
+              (f"  free energy F = −log Z/β   {r.free_energy:.8g} ± "
+               f"{r.log_z_stderr / beta:.2g}"),
+              (f"  per spin f = F/n           {r.free_energy_per_spin:.8g} ± "
+               f"{r.free_energy_per_spin_stderr:.2g}"),
+              f"({out['seconds']:.1f} s; seed {cfg.seed})"]
+    click.echo("\n".join(lines))
 
 
 # --------------------------------------------------------------------------- entry point

@@ -66,3 +66,24 @@ def test_bad_input_names_the_parameter(task):
         thermo.switching_free_energy(model, 10.0, copies=1)
     with pytest.raises(ConfigError, match="rungs"):
         thermo.switching_free_energy(model, 10.0, rungs=2)
+
+
+def test_cli_prints_the_merged_log_z_beside_the_exact_one(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "spinicl.cli", "free-energy", "--D", "2", "--N", "8",
+            "--P", "60", "--lam", "0.05", "--beta", "500", "--test-prompts", "10",
+            "--seed", "2", "--records", "100", "--burn-in", "50", "--copies", "4"]
+    out = subprocess.run(args + ["--json"], check=False, capture_output=True, text=True, cwd=tmp_path,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["sampler"] == "exact" and d["n_spins"] == 9 and d["seed"] == 2
+    assert abs(d["log_z"] - d["log_z_exact"]) < Z * d["log_z_stderr"]
+    bad = subprocess.run(args[:4] + ["--model", "factored", "--sampler", "exact"],
+                         check=False, capture_output=True, text=True, cwd=tmp_path,
+                         timeout=120)
+    assert bad.returncode == 2 and "--model" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

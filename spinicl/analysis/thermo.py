@@ -784,7 +784,8 @@ def switching_free_energy(model, beta: float, *, rungs: int | None = None,
                           sampler: str = "mala", copies: int = 8, records: int = 400,
                           every: int = 10, burn_in: int = 1000, seed: int = 0,
                           **options) -> SwitchingPath:
-    """Absolute log Z(β) and free energy of any model by switching its data term on.
+    """Absolute log Z(β) and free energy of any model by switching its data term on
+    (docs/model.md §1.7).
 
     The path E_t(θ) = (λ/2)‖θ‖² + t·E_data(θ), t from 0 to 1, at the fixed β: at t = 0 the
     law is the Gaussian N(0, 1/(βλ)) of the decay term alone, whose partition function is
@@ -840,6 +841,11 @@ def switching_free_energy(model, beta: float, *, rungs: int | None = None,
     seed = check_int("seed", seed, 0, 2**63 - 1)
     if rungs is not None:
         rungs = check_int("rungs", rungs, 3, 400)
+    from spinicl import registry
+
+    # every rung's model holds the dense Gram: the sampler must accept that, before work
+    registry.check(getattr(model, "name", None), sampler, options.get("precondition", "none"),
+                   "dense", built=True)
     n = model.n_spins
     kw = {"sampler": sampler, "copies": copies, "every": every, "burn_in": burn_in, "seed": seed,
               "options": options}
