@@ -51,6 +51,8 @@ from spinicl.samplers.rng import TAG_NOISE, fill_normals
 
 #: Largest contraction temporary T (elements) per replica chunk.
 BLOCK_ELEMENTS = 1 << 22
+#: Default overrelaxation α of the block draws (``--overrelax``).
+DEFAULT_OVERRELAX = -0.5
 
 
 @njit(cache=True)
@@ -75,36 +77,51 @@ def _conditional(Trow, F, hv, lam, dk, d1, K, bvec):
 
 
 @njit(cache=True)
-def _draw(K, bvec, z, sc, out):
-    """out = L⁻ᵀ(L⁻¹b + z·sc), K = LLᵀ; returns (‖L⁻¹b‖², ‖z·sc‖²)."""
+def _draw(K, bvec, xcur, z, sc, alpha, out):
+    """out = L⁻ᵀ(y + u), K = LLᵀ, y = L⁻¹b, u = α(Lᵀx − y) + √(1−α²)·z·sc (α = 0: the
+    heat bath; x the current block); returns (‖y‖², ‖u‖²)."""
     m = bvec.shape[0]
     L = np.linalg.cholesky(K)
     y = np.empty(m)
+    u = np.empty(m)
     yy = 0.0
-    zz = 0.0
-    for p in range(m):                     # forward: L y = b
+    for p in range(m):                     # forward: L y = b (rows of L)
         s = bvec[p]
         for q in range(p):
             s -= L[p, q] * y[q]
         y[p] = s / L[p, p]
         yy += y[p] * y[p]
-        zs = z[p] * sc
-        zz += zs * zs
+    if alpha != 0.0:                       # u = α(Lᵀx − y) + √(1−α²) z sc
+        for p in range(m):
+            u[p] = 0.0
+        for q in range(m):                 # Lᵀx by rows of L
+            xq = xcur[q]
+            for p in range(q + 1):
+                u[p] += L[q, p] * xq
+        c = np.sqrt(1.0 - alpha * alpha) * sc
+        for p in range(m):
+            u[p] = alpha * (u[p] - y[p]) + c * z[p]
+    else:
+        for p in range(m):
+            u[p] = z[p] * sc
+    uu = 0.0
     for p in range(m):
-        y[p] += z[p] * sc
-    for p in range(m - 1, -1, -1):         # backward: Lᵀ x = y + z/√β
-        s = y[p]
-        for q in range(p + 1, m):
-            s -= L[q, p] * out[q]
-        out[p] = s / L[p, p]
-    return yy, zz
+        uu += u[p] * u[p]
+        y[p] += u[p]
+    for p in range(m - 1, -1, -1):         # backward: Lᵀ out = y + u (rows of L)
+        o = y[p] / L[p, p]
+        out[p] = o
+        for q in range(p):
+            y[q] -= L[p, q] * o
+    return yy, uu
 
 
 @njit(cache=True, parallel=True)
 def half_sweep(X, Z, Ep, off_fix, off_upd, Amat, hv, lam, e0, dk, d1, betas, copies,
-               chunk):
-    """Replace the factor at ``off_upd`` of every slot by an exact draw from its
-    conditional given the factor at ``off_fix`` (in place); Ep ← the new energies.
+               chunk, alpha):
+    """Replace the factor at ``off_upd`` of every slot by a draw from its conditional
+    given the factor at ``off_fix`` (in place; α ≠ 0: overrelaxed about the conditional
+    mean); Ep ← the new energies.
 
     Amat : (d₁, d₁³), Amat[b, (a,c,d)] = A[a,b,c,d] of the data as seen by this factor.
     Z : (R, m) the standard normals of this half-step.
@@ -124,22 +141,25 @@ def half_sweep(X, Z, Ep, off_fix, off_upd, Amat, hv, lam, e0, dk, d1, betas, cop
             bvec = np.empty(m)
             _conditional(T[(r - r0) * dk:(r - r0 + 1) * dk], F, hv, lam, dk, d1, K, bvec)
             out = np.empty(m)
-            yy, zz = _draw(K, bvec, Z[r], 1.0 / np.sqrt(betas[r // copies]), out)
+            yy, uu = _draw(K, bvec, X[r, off_upd:off_upd + m], Z[r],
+                           1.0 / np.sqrt(betas[r // copies]), alpha, out)
             ff = 0.0
             for p in range(m):
                 X[r, off_upd + p] = out[p]
                 f = F[p // d1, p % d1]
                 ff += f * f
-            Ep[r] = e0 + 0.5 * lam * ff - 0.5 * yy + 0.5 * zz
+            Ep[r] = e0 + 0.5 * lam * ff - 0.5 * yy + 0.5 * uu
 
 
 @njit(STEP_SIG, cache=True)
 def step(X, E, V, S, Xp, Ep, Vp, Sp, work, accp, eta, betas, copies, keys, t, sp, sv, sm,
          energy, M1, M2, v1, fp, ip, pmode, bdiag, B, BT):
-    """One sweep (sp = (λ, e₀, d_k, d₁, chunk), sv = (h, h'), sm = (Amat_q; Amat_k))."""
+    """One sweep, W_q | W_k then W_k | W_q (sp = (λ, e₀, d_k, d₁, chunk, α),
+    sv = (h, h'), sm = (Amat_q; Amat_k))."""
     R, n = X.shape
     lam, e0 = sp[0], sp[1]
     dk, d1, chunk = int(sp[2]), int(sp[3]), int(sp[4])
+    alpha = sp[5]
     m = dk * d1
     Z = work[0]
     for r in range(R):
@@ -150,9 +170,9 @@ def step(X, E, V, S, Xp, Ep, Vp, Sp, work, accp, eta, betas, copies, keys, t, sp
         accp[r] = 1.0
     nn = d1 * d1
     half_sweep(Xp, Z[:, :m], Ep, m, 0, sm[:d1], sv[:nn], lam, e0, dk, d1, betas, copies,
-               chunk)
+               chunk, alpha)
     half_sweep(Xp, Z[:, m:], Ep, 0, m, sm[d1:], sv[nn:], lam, e0, dk, d1, betas, copies,
-               chunk)
+               chunk, alpha)
 
 
 def conditional_data(gram: np.ndarray, field: np.ndarray, d1: int
@@ -212,7 +232,9 @@ class Gibbs(Kernel):
         data = _dense(m)
         sm, sv = conditional_data(data.gram, data.field, d1)
         chunk = max(1, BLOCK_ELEMENTS // (dk * d1 ** 3))
-        sp = np.array([float(m.lam), data.e0, float(dk), float(d1), float(chunk)])
+        o = self.options
+        sp = np.array([float(m.lam), data.e0, float(dk), float(d1), float(chunk),
+                       float(o.get("overrelax", DEFAULT_OVERRELAX))])
         return sp, sv, sm
 
     def default_step(self, bound: np.ndarray) -> np.ndarray:
