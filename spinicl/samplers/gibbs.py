@@ -1,4 +1,5 @@
-"""Exact block heat-bath (Gibbs) sweeps of the factored model: W_q | W_k, then W_k | W_q.
+"""Exact block sweeps of the factored model: W_q | W_k, then W_k | W_q (heat bath or
+overrelaxed).
 
 The conditionals
 ----------------
@@ -14,10 +15,30 @@ and W_q | W_k ~ N(μ, (βK)⁻¹), μ = K⁻¹b (a ridge solve; K = λI + Σ_μ 
 f_μ = (W_k q_μ) ⊗ c_μ). W_k | W_q is the same with wᵀ: x = vec W_k, F = W_q and the
 transposed data A'[b,a,d,c] = A[a,b,c,d], h'_ba = h_ab.
 
-The draw: K = LLᵀ (Cholesky), y = L⁻¹b, x = L⁻ᵀ(y + z/√β) with z ~ N(0, I) — one forward
-and one backward triangular solve give mean and noise together. The energy after the
-half-step needs no data pass: E = c − ½‖y‖² + ½‖z‖²/β (E(μ) = c − ½bᵀK⁻¹b, and
-δ = L⁻ᵀz/√β adds ½δᵀKδ). Every move is accepted (heat bath: rejection-free).
+The draw: K = LLᵀ (Cholesky), y = L⁻¹b (so μ = L⁻ᵀy), and with the block's current
+value x and z ~ N(0, I)
+
+    x' = L⁻ᵀ(y + u),   u = α(Lᵀx − y) + √(1−α²) z/√β,
+
+i.e. x' = μ + α(x − μ) + √(1−α²) L⁻ᵀz/√β: Adler's overrelaxation (α = ``overrelax``,
+default −0.5; α = 0 is the heat bath, x' independent of x). For any α ∈ (−1, 1) this is
+a Gaussian AR(1) kernel that leaves N(μ, (βK)⁻¹) invariant (if √β Lᵀ(x − μ) ~ N(0, I)
+then so is √β Lᵀ(x' − μ) = α·that + √(1−α²)z), so each half-step, hence the sweep,
+leaves the Boltzmann law invariant; every move is accepted. A negative α anticorrelates
+successive draws along each conditional and shortens τ of the linear observables (test
+MSE, Q) by 2–3× at d_k = 2, at the price of a slower energy (|u| is conserved at
+α = −1); measured τ of the slowest observable at β = 10⁴ (bench setting): D = 8, d_k = 2:
+4.6 sweeps (α = 0), 2.2 (α = −0.5); D = 20, d_k = 2: 5.9, 2.2; D = 8, d_k = 9: 1.7, 1.3
+(α = −0.3)–1.5 (α = −0.5). The energy after the half-step needs no data pass:
+E = c − ½‖y‖² + ½‖u‖² (E(μ) = c − ½bᵀK⁻¹b, and ½(x'−μ)ᵀK(x'−μ) = ½‖u‖²). The triangular
+solves and Lᵀx run along rows of L (contiguous).
+
+Gauge moves (W_q → GW_q, W_k → G⁻ᵀW_k: W unchanged, unit Jacobian, a symmetric
+proposal for G = cayley(εX), X symmetric; Metropolis on the λ-term only) were tried as
+the cure for the slow mode and measured not to help: τ of Q and of the test MSE did not
+change (D = 20, d_k = 2: 6.2 against 5.9 sweeps; D = 8, d_k = 9: 1.65 against 1.73, gauge
+acceptance ≈ 0.5). The slow mode is not the gauge orbit but the size of W (Q, test MSE)
+in the bilinear coupling of the two blocks, which the overrelaxation addresses.
 
 Cost per sweep (two half-steps), per replica, with m = d_k·d₁ block spins
 ---------------------------------------------------------------------------
@@ -27,12 +48,15 @@ Cost per sweep (two half-steps), per replica, with m = d_k·d₁ block spins
   (d_k d₁² × d₁) · (d₁ × d_k): 2·d_k²·d₁³ flops;
 * Cholesky m³/3 and two triangular solves 2m² flops.
 
-Per half-step ≈ 2d_k d₁⁴ + 2d_k² d₁³ + (d_k d₁)³/3 flops; a sweep is twice that. The naive
-order (forming K entrywise from A₀) costs d_k² d₁⁴ per half-step. For d_k = 2 the first
-contraction dominates (≈ 4d₁⁴ ≈ 4 MALA gradients of the merged model per half-step); for
-d_k = d₁ the Cholesky does (d₁⁶/3: at D = 20, 2.9·10⁷ flops, ≈ 150 n²-GEMV-equivalents of
-a MALA step). The prompts are never touched: only A₀ and h (built once from the prompts
-when the model's representation is matrix-free, O(n²) memory).
+Per half-step ≈ 2d_k d₁⁴ + 2d_k² d₁³ + (d_k d₁)³/3 flops (+ m² for Lᵀx when α ≠ 0); a
+sweep is twice that. The naive order (forming K entrywise from A₀) costs d_k² d₁⁴ per
+half-step. A MALA step costs ≈ 2d₁⁴ per replica (one GEMM with A₀), so an exact block
+sweep costs at least ≈ 4d_k MALA steps in flops: for d_k = 2 the first contraction
+dominates (measured, 16 replicas, one core: 3–5 MALA steps per sweep at D = 8 and 20),
+for d_k = d₁ the Cholesky does (d₁⁶/3: at D = 20, 2.9·10⁷ flops, ≈ 75 of the ≈ 100 ms of a
+16-replica sweep; ≈ 85 MALA steps per sweep; at D = 8, d_k = 9, ≈ 25). The prompts are
+never touched: only A₀ and h (built once from the prompts when the model's
+representation is matrix-free, O(n²) memory).
 
 State: like :mod:`.exact`, the whitened-gradient cache is carried, not updated (this
 sampler never uses it); the step size is unused (reported as 0). Randomness: the 2m
