@@ -11,13 +11,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
 
 from spinicl import ConfigError, make_task
 from spinicl.analysis.diagnostics import summarize
 from spinicl.models import build_model, mse
-from spinicl.samplers import Ladder, Sampler, make_sampler, sample_trace
+from spinicl.samplers import Ladder, Sampler, gibbs, make_sampler, sample_trace
 from spinicl.samplers.gibbs import conditional
 from spinicl.theory.gaussian import factored_ground_state
 
@@ -211,6 +212,41 @@ def test_resume_bit_identical_and_thread_independent(task, split):
         np.testing.assert_array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(c, f)))
     assert int(a.step) == 41 and a.momentum.shape == (a.W.shape[0], 0)
     assert int(a.swap_accepted.sum()) > 0
+
+
+def test_parallel_and_serial_draws_are_bit_identical(task):
+    """The two routes of a half-step's draws (serial with one scratch for all slots, the
+    parallel loop with one per slot, at 1 and 2 threads) give the same bits."""
+    model = build_model(task, "factored", representation="dense", dk=4)
+    d1, dk = model.D + 1, model.dk
+    m, R = dk * d1, 12
+    data = gibbs._dense(model)
+    sm, sv = gibbs.conditional_data(data.gram, data.field, d1)
+    rng = np.random.default_rng(7)
+    X0 = 0.5 * rng.standard_normal((R, 2 * m))
+    Z = rng.standard_normal((R, m))
+    betas = np.array([1e3, 1e2, 1e1])
+    Y = np.ascontiguousarray(X0[:, m:].reshape(R * dk, d1))
+    T = Y @ sm[:d1]
+    npair = d1 * (d1 + 1) // 2
+    nbuf = m * m + 4 * m + dk * npair
+    args = (T, Y, 0, sv[:d1 * d1], model.lam, data.e0, dk, d1, betas, 4, -0.5)
+    X, E = X0.copy(), np.empty(R)
+    buf = np.empty(nbuf)
+    for r in range(R):
+        gibbs._draw_replica(r, r * dk, X, Z, E, *args, buf)
+    prev = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            Xp, Ep = X0.copy(), np.empty(R)
+            gibbs._draw_parallel(0, R, Xp, Z, Ep, *args, nbuf)
+            np.testing.assert_array_equal(Xp, X)
+            np.testing.assert_array_equal(Ep, E)
+    finally:
+        numba.set_num_threads(prev)
+    assert np.all(np.isfinite(E)) and not np.array_equal(X[:, :m], X0[:, :m])
+    np.testing.assert_allclose(E, model.energy(X), rtol=1e-9)
 
 
 def test_registry_rules(task):
