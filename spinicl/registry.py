@@ -125,7 +125,12 @@ SAMPLERS: dict[str, SamplerEntry] = {
     "gibbs": SamplerEntry("gibbs", "spinicl.samplers.gibbs", "Gibbs",
                           "exact block heat bath W_q|W_k, W_k|W_q (factored; any "
                           "representation: uses A0)", preconditioners=("none",),
-                          models=("factored",)),
+                          models=("factored",),
+                          options=(Option("overrelax", "float", -0.5, "gibbs: "
+                                          "overrelaxation alpha of each block draw, "
+                                          "x' = mu + alpha (x - mu) + sqrt(1 - alpha^2) "
+                                          "sigma z about the conditional mean mu "
+                                          "(0: plain heat bath).", -0.99, 0.99),)),
 }
 
 PRECONDITIONERS: dict[str, PreconditionerEntry] = {

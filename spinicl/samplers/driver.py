@@ -10,10 +10,11 @@ others) and a :class:`~spinicl.samplers.common.Kernel` describing it; this modul
 composes around it, once for all samplers:
 
 * :func:`run_block` — one compiled call runs a block of steps: the sampler's step
-  (a ``FunctionType`` argument, as is the model's energy), the Metropolis uniform, the
-  divergence check (a failing step is not committed), the commit, the Robbins–Monro
-  step-size adaptation during burn-in (samplers that adapt), and a DEO swap round
-  (:func:`swap_event`) every ``swap_every`` steps;
+  (a first-class function value, as is the model's energy, rebuilt from addresses
+  looked up once per :class:`Sampler`: :func:`function_addresses`), the Metropolis
+  uniform, the divergence check (a failing step is not committed), the commit, the
+  Robbins–Monro step-size adaptation during burn-in (samplers that adapt), and a DEO
+  swap round (:func:`swap_event`) every ``swap_every`` steps;
 * :class:`Sampler` — set-up through the model's interface (preconditioner, curvature,
   default steps, start), the adaptive ladder between blocks, the state as numpy arrays
   (:class:`SamplerState`, a dict round trip for checkpoints), reports.
@@ -38,10 +39,19 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from spinicl.config import ConfigError, check_choice, check_float, check_int
-from spinicl.models.data import ENERGY_TYPE, F1, F2, I1
-from spinicl.samplers.common import N_WORK, STEP_TYPE, U1, Kernel, Preconditioner
+from spinicl.models.data import ENERGY_SIG, ENERGY_TYPE, F1, F2, I1
+from spinicl.samplers.common import (
+    N_WORK,
+    STEP_SIG,
+    STEP_TYPE,
+    U1,
+    Kernel,
+    Preconditioner,
+)
 from spinicl.samplers.rng import (
     TAG_ACCEPT,
     TAG_SWAP,
@@ -152,9 +162,50 @@ def _commit(X, E, V, S, Xp, Ep, Vp, Sp, accp, keys, t, accepted):
                 S[r, i] = Sp[r, i]
 
 
+# --------------------------------------------------------------------------- functions
+# The step and the energy reach run_block as first-class function values. Passing the
+# dispatchers themselves would make every call look both compiled entry points up again
+# (0.2-0.3 ms a call, more than a whole step of a small model); instead the Sampler
+# looks their addresses up once (function_addresses) and run_block rebuilds the values
+# from them, exactly as Numba's own unboxing of a dispatcher argument builds them.
+def _function_value(fty: types.FunctionType):
+    """An intrinsic ``(c_addr, py_addr, jit_addr) -> fty``: the first-class function value
+    of type ``fty`` with these addresses (C wrapper, Python object, Numba-ABI entry; a
+    call goes through the Numba-ABI entry, so exceptions propagate)."""
+
+    @intrinsic
+    def make(typingctx, c_addr, py_addr, jit_addr):
+        def codegen(context, builder, signature, args):
+            value = cgutils.create_struct_proxy(fty)(context, builder)
+            pointer = context.get_value_type(types.voidptr)
+            value.c_addr = builder.inttoptr(args[0], pointer)
+            value.py_addr = builder.inttoptr(args[1], pointer)
+            value.jit_addr = builder.inttoptr(args[2], pointer)
+            return value._getvalue()
+
+        return fty(types.int64, types.int64, types.int64), codegen
+
+    return make
+
+
+_step_value = _function_value(STEP_TYPE)
+_energy_value = _function_value(ENERGY_TYPE)
+
+
+def function_addresses(func, sig) -> np.ndarray:
+    """The addresses (C wrapper, Python object, Numba-ABI entry) of the compiled
+    ``func`` (a Numba dispatcher) for the signature ``sig``, int64 (3,); the numbers
+    Numba's unboxing of ``func`` as a ``FunctionType(sig)`` argument computes. They stay
+    valid while ``func`` lives (the caller keeps a reference)."""
+    from numba.experimental import function_type
+
+    return np.array([function_type._get_wrapper_address(func, sig), id(func),
+                     function_type._get_jit_address(func, sig)], dtype=np.int64)
+
+
 BLOCK_SIG = types.UniTuple(types.int64, 3)(
-    STEP_TYPE, F1, F1, F2,                         # step, sp, sv, sm
-    ENERGY_TYPE, F2, F2, F1, F1, I1,               # energy and its data
+    I2, F1, F1, F2,                                # step and energy addresses, sp, sv, sm
+    F2, F2, F1, F1, I1,                            # energy data
     types.int64, F1, F2, F2,                       # preconditioner
     F2, F1, F2, F2,                                # X, E, V, S
     F1, F1, types.int64, U1, U1, I2, I1, I1,       # betas, eta, copies, keys, swap_keys,
@@ -164,7 +215,7 @@ BLOCK_SIG = types.UniTuple(types.int64, 3)(
 
 
 @njit(BLOCK_SIG, cache=True)
-def run_block(step, sp, sv, sm, energy, M1, M2, v1, fp, ip, pmode, bdiag, B, BT,
+def run_block(functions, sp, sv, sm, M1, M2, v1, fp, ip, pmode, bdiag, B, BT,
               X, E, V, S, betas, eta, copies, keys, swap_keys, labels, direction,
               round_trips, counters, accepted, sw_att, sw_acc, sw_prob, lad_att, lad_prob,
               n_steps, swap_every, adapt, target, e_limit):
@@ -172,11 +223,14 @@ def run_block(step, sp, sv, sm, energy, M1, M2, v1, fp, ip, pmode, bdiag, B, BT,
 
     Parameters
     ----------
-    step, sp, sv, sm
-        The sampler's compiled step and its own parameters
-        (:data:`spinicl.samplers.common.STEP_SIG`).
-    energy, M1, M2, v1, fp, ip
-        The model's compiled energy and data bundle.
+    functions : int64 (2, 3)
+        :func:`function_addresses` of the sampler's compiled step
+        (:data:`spinicl.samplers.common.STEP_SIG`) and of the model's compiled energy
+        (:data:`spinicl.models.data.ENERGY_SIG`).
+    sp, sv, sm
+        The sampler's own parameters.
+    M1, M2, v1, fp, ip
+        The model's data bundle.
     pmode, bdiag, B, BT
         The preconditioner.
     X, E, V, S
@@ -203,6 +257,8 @@ def run_block(step, sp, sv, sm, energy, M1, M2, v1, fp, ip, pmode, bdiag, B, BT,
     done : steps completed
     bad : the first slot that diverged (-1 if none)
     """
+    step = _step_value(functions[0, 0], functions[0, 1], functions[0, 2])
+    energy = _energy_value(functions[1, 0], functions[1, 1], functions[1, 2])
     R, n = X.shape
     nt = betas.shape[0]
     Xp = np.empty((R, n))
@@ -330,14 +386,44 @@ class StepInfo(NamedTuple):
 _controller = None
 
 
-def _blas_limit(n: int):
-    """Context manager pinning every loaded BLAS to n threads."""
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
+class _blas_limit:
+    """Context manager pinning every loaded BLAS (and OpenMP runtime) to n threads, as
+    ``threadpoolctl``'s ``limit(limits=n)`` does, at a fraction of its cost (~20 µs a
+    call): only the libraries that run another number are set (and restored on exit),
+    directly unless one is OpenBLAS (whose process-wide pool threadpoolctl guards with a
+    controlling thread: then its own ``limit``)."""
 
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=n)
+    __slots__ = ("changed", "limiter", "n")
+
+    def __init__(self, n: int):
+        global _controller
+        if _controller is None:
+            from threadpoolctl import ThreadpoolController
+
+            _controller = ThreadpoolController()
+        self.n = n
+        self.changed = []
+        self.limiter = None
+
+    def __enter__(self):
+        changed = [(lib, k) for lib in _controller.lib_controllers
+                   if (k := lib.get_num_threads()) != self.n]
+        if any(lib.internal_api == "openblas" for lib, _ in changed):
+            self.limiter = _controller.limit(limits=self.n)
+            self.limiter.__enter__()
+            return self
+        for lib, _ in changed:
+            lib.set_num_threads(self.n)
+        self.changed = changed
+        return self
+
+    def __exit__(self, *exc):
+        if self.limiter is not None:
+            self.limiter.__exit__(*exc)
+            self.limiter = None
+        for lib, k in self.changed:
+            lib.set_num_threads(k)
+        self.changed = []
 
 
 class Sampler:
@@ -431,6 +517,8 @@ class Sampler:
         self._energy, self._data = model.kernel()
         self._precond = Preconditioner(model, self.precondition)
         self._params = self.kernel.params()
+        self._functions = np.stack([function_addresses(self.kernel.step, STEP_SIG),
+                                    function_addresses(self._energy, ENERGY_SIG)])
         self.stability_bound = self._stability_bound(ladder.betas)
         self._user_step = None if step is None else self._check_step(step)
         e_ref = float(model.energy(np.zeros((1, self.n_spins)))[0])     # E(0)
@@ -605,14 +693,6 @@ class Sampler:
                 out[k] = np.ascontiguousarray(v, dtype=_DTYPES.get(k, np.float64)).copy()
         return SamplerState(**out)
 
-    def _check_state(self, state: SamplerState) -> None:
-        if not isinstance(state, SamplerState):
-            raise ConfigError("state", "a SamplerState (sampler.init / state_from_dict)",
-                              type(state).__name__)
-        if state.W.shape != (self.n_replicas, self.n_spins):
-            raise ConfigError("state", f"W of shape ({self.n_replicas}, {self.n_spins}) "
-                              "for this sampler", state.W.shape)
-
     def _check_state(self, state: SamplerState) -> SamplerState:
         if not isinstance(state, SamplerState):
             raise ConfigError("state", "a SamplerState (sampler.init / state_from_dict)",
@@ -656,28 +736,31 @@ class Sampler:
         """
         state = self._check_state(state)
         n_steps = check_int("n_steps", n_steps, 0)
-        s = {k: (np.array(v) if k in _SCALARS else np.array(v, copy=True))
-             for k, v in state._asdict().items()}
-        counters = np.array([s["step"], s["swap_events"], s["adapt_steps"],
-                             s["ladder_events"]], dtype=np.int64)
-        acc0 = s["accepted"].copy()
-        att0, sacc0 = s["swap_attempts"].copy(), s["swap_accepted"].copy()
+        # a private copy of every array (run_block works in place; ``state`` stays as is)
+        s = {k: (v.copy() if isinstance(v, np.ndarray) else np.array(v, copy=True))
+             for k, v in zip(SamplerState._fields, state)}
+        counters = np.array([state.step, state.swap_events, state.adapt_steps,
+                             state.ladder_events], dtype=np.int64)
+        threads = min(self.threads, numba.config.NUMBA_NUM_THREADS)
         prev_threads = numba.get_num_threads()
-        numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+        if threads != prev_threads:
+            numba.set_num_threads(threads)
         try:
             self._run_blocks(s, counters, n_steps, burn_in)
         finally:
-            numba.set_num_threads(prev_threads)
+            if threads != prev_threads:
+                numba.set_num_threads(prev_threads)
         new = _snapshot(s, counters)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            accept = ((new.accepted - acc0) / n_steps if n_steps else
-                      np.full(self.n_replicas, np.nan)).reshape(self.n_temps, self.copies)
-            datt = new.swap_attempts - att0
-            swap = np.where(datt > 0, (new.swap_accepted - sacc0) / np.maximum(datt, 1),
-                            np.nan)
-        info = StepInfo(accept=accept, swap_accept=swap, n_steps=n_steps,
-                        step_size=new.step_size.copy(), betas=new.betas.copy(),
-                        energy_mean=self.energies(new).mean(axis=1))
+        if n_steps:
+            accept = (new.accepted - state.accepted) / n_steps
+        else:
+            accept = np.full(self.n_replicas, np.nan)
+        datt = new.swap_attempts - state.swap_attempts
+        swap = np.where(datt > 0, (new.swap_accepted - state.swap_accepted)
+                        / np.maximum(datt, 1), np.nan)
+        info = StepInfo(accept=accept.reshape(self.n_temps, self.copies), swap_accept=swap,
+                        n_steps=n_steps, step_size=new.step_size.copy(),
+                        betas=new.betas.copy(), energy_mean=self.energies(new).mean(axis=1))
         return new, info
 
     def _run_blocks(self, s: dict, counters: np.ndarray, n_steps: int,
@@ -699,7 +782,7 @@ class Sampler:
                     se = self.swap_every
                     chunk = min(chunk, need * se - int(counters[C_STEP]) % se)
                 status, done, bad = run_block(
-                    self.kernel.step, sp, sv, sm, self._energy, *self._data,
+                    self._functions, sp, sv, sm, *self._data,
                     *self._precond.args, s["W"], s["energy"], s["grad"], s["momentum"],
                     s["betas"], s["step_size"], self.copies, s["keys"], s["swap_keys"],
                     s["labels"], s["direction"], s["round_trips"], counters, s["accepted"],
