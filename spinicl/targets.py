@@ -93,7 +93,7 @@ def _ladder(beta: float, t_max: float, rungs: int) -> tuple[float, ...]:
 
 
 _MERGED_SAMPLERS = ("exact", "mala/diag", "baoab/diag", "baoab/dense")
-_FACTORED_SAMPLERS = ("mala/diag", "hmc/diag", "mala/diag+re", "gibbs+re")
+_FACTORED_SAMPLERS = ("mala/diag", "hmc/diag", "gibbs", "mala/diag+re", "gibbs+re")
 
 #: Every target by name (main suite first, then the tiny ones).
 TARGETS: dict[str, Target] = {t.name: t for t in (

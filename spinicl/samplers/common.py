@@ -12,8 +12,9 @@ v = Bᵀ∇E (rows: v = g B).
 The step
 --------
 Every sampler compiles one step with the signature :data:`STEP_SIG` (so that the one
-compiled driver, :func:`spinicl.samplers.driver.run_block`, takes it as a
-``FunctionType`` argument and Numba's disk cache still hits)::
+compiled driver, :func:`spinicl.samplers.driver.run_block`, takes it as a first-class
+function — its addresses, :func:`spinicl.samplers.driver.function_addresses`, looked up
+once per Sampler — and Numba's disk cache still hits)::
 
     step(X, E, V, S,            # state: spins, energies, whitened gradients, own extra
          Xp, Ep, Vp, Sp,        # out: the proposal (and the extra state it carries)
