@@ -46,13 +46,13 @@ def _ar1(rng: np.random.Generator, shape: tuple[int, ...], phi: float) -> np.nda
 
 
 def test_binder_matches_run_file_estimator():
-    from spinicl.runner import _binder
+    from spinicl.analysis.thermo import binder_cumulant
 
     fp = _module()
     rng = np.random.default_rng(20261130)
     q = 0.4 + 0.2 * _ar1(rng, (500, 3, 6), 0.8)
     g, se = fp.binder(q)
-    B, se_B = _binder(q)
+    B, se_B = binder_cumulant(q)
     assert g == pytest.approx(1.5 * B, rel=1e-12)
     assert se == pytest.approx(1.5 * se_B, rel=1e-10)
     assert np.all(se > 0)
