@@ -161,7 +161,7 @@ OBSERVABLES: dict[str, Observable] = _table(
                r"$C=\beta^2\,{\rm Var}\,E$", thermo=True,
                exact=lambda th, b: _thermo().merged_heat_capacity(th)),
     Observable("binder", "thermo", None, "Binder cumulant of the overlap",
-               r"$1-\langle q^4\rangle/3\langle q^2\rangle^2$", thermo=True,
+               r"$1-\langle q^4\rangle/(3\langle q^2\rangle^2)$", thermo=True,
                exact=lambda th, b: _thermo().merged_binder(th, b)),
     Observable("entropy", "thermo", None, "entropy per spin", r"$s$", thermo=True,
                exact=lambda th, b: _thermo().merged_entropy_per_spin(th, b)),

@@ -327,7 +327,7 @@ def _expand(cfg: SweepConfig, text: str) -> list[PointSpec]:
             try:
                 check_init_file(sample)
             except ConfigError as exc:
-                raise ConfigError(f"sampler.{exc.param}", exc.allowed, exc.got,
+                raise ConfigError(exc.param, exc.allowed, exc.got,
                                   _where(cfg.source, text, "init")) from None
         points.append(PointSpec(i, cfg.mode, sample, cfg.baselines))
     if cfg.mode == "theory" and points and not registry.MODELS[points[0].sample.model].gaussian:

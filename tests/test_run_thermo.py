@@ -268,3 +268,18 @@ def test_single_copy_single_rung(tmp_path):
         assert "thermo/binder" not in f and "overlap_histogram" not in f
     res = CliRunner().invoke(cli, ["info", path])
     assert res.exit_code == 0, res.output
+
+
+def test_overlap_plot_merges_bins_for_short_runs_only():
+    from spinicl.plots.overlap import display_bins
+
+    rng = np.random.default_rng(4)
+    edges = np.tile(np.linspace(-1.0, 1.0, 101), (3, 1))
+    short = np.stack([np.histogram(rng.normal(0, 0.3, 480), edges[0])[0] for _ in range(3)])
+    c, e = display_bins(short, edges)
+    assert c.shape[1] < 100 and c.shape[1] >= 2 * 480 ** (1 / 3) - 1
+    assert e.shape == (3, c.shape[1] + 1) and np.all(c.sum(axis=1) == short.sum(axis=1))
+    assert np.array_equal(e[:, [0, -1]], edges[:, [0, -1]])
+    long = short * 1000
+    c2, e2 = display_bins(long, edges)
+    assert c2.shape[1] == 100 and np.array_equal(e2, edges)

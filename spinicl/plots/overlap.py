@@ -33,6 +33,22 @@ def per_rung_edges(edges: np.ndarray, n_temps: int) -> np.ndarray:
     return np.array(np.broadcast_to(e, (n_temps, e.shape[-1]))) if e.ndim == 1 else e
 
 
+def display_bins(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge neighbouring stored bins for drawing: to about Rice's 2·n^(1/3) bins for the
+    smallest rung sample n (at least 10), by a divisor of the stored bin count, so that a
+    short run is not drawn as a comb of single counts. counts (T, bins), edges (T, bins+1).
+    """
+    bins = counts.shape[1]
+    n = int(max(1, counts.sum(axis=1).min()))
+    want = max(10, round(2.0 * n ** (1.0 / 3.0)))
+    factor = max([f for f in range(1, bins + 1) if bins % f == 0 and bins // f >= want],
+                 default=1)
+    if factor == 1:
+        return counts, edges
+    merged = counts.reshape(counts.shape[0], bins // factor, factor).sum(axis=2)
+    return merged, edges[:, ::factor]
+
+
 def overlap_density(counts: np.ndarray, edges: np.ndarray, outside: np.ndarray | None = None
                     ) -> np.ndarray:
     """P(q) per rung: counts / (all samples of the rung × bin width), shape (T, bins);
@@ -106,8 +122,9 @@ def plot_overlap(run_path: str | os.PathLike, out: str | os.PathLike = "pq.png",
         records = int(f["overlap_histogram"].attrs.get("records", 0))
     nT = ladder.size
     edges = per_rung_edges(raw_edges, counts.shape[0])
+    h_mean, h_var = histogram_moments(counts, edges)      # at the stored resolution
+    counts, edges = display_bins(counts, edges)
     dens = overlap_density(counts, edges, outside)
-    h_mean, h_var = histogram_moments(counts, edges)
     use_exact = (exact and mean_ex is not None and var_ex is not None)
     if use_exact:
         ok = np.isfinite(mean_ex) & np.isfinite(var_ex) & (var_ex > 0)
@@ -138,7 +155,8 @@ def plot_overlap(run_path: str | os.PathLike, out: str | os.PathLike = "pq.png",
         for k in range(nT):
             if np.all(~np.isfinite(dens[k])):
                 continue
-            ax.stairs(np.nan_to_num(dens[k]), edges[k], color=cols[k], lw=1.0)
+            left = np.where(dens[k] > 0, dens[k], np.nan)     # log axis: no combs to 0
+            ax.stairs(left, edges[k], color=cols[k], lw=1.0)
             if np.isfinite(mu[k]) and np.isfinite(sd[k]) and sd[k] > 0:
                 axz.stairs(np.nan_to_num(dens[k]) * sd[k], (edges[k] - mu[k]) / sd[k],
                            color=cols[k], lw=0.9)
@@ -162,7 +180,8 @@ def plot_overlap(run_path: str | os.PathLike, out: str | os.PathLike = "pq.png",
         top = float(np.nanmax(dens)) if np.any(np.isfinite(dens)) else 0.0
         if top > 0:     # log scale: cold rungs are tall spikes, hot ones wide and low
             ax.set_yscale("log")
-            ax.set_ylim(top * 1e-4, top * 30.0)             # room for the legend
+            low = float(np.nanmin(np.where(dens > 0, dens, np.nan)))
+            ax.set_ylim(max(top * 1e-4, 0.5 * low), top * 8.0)   # room for the legend
         else:
             ax.set_ylim(0.0, 1.0)
         axz.set_ylim(0.0, None)
@@ -196,4 +215,4 @@ def plot_overlap(run_path: str | os.PathLike, out: str | os.PathLike = "pq.png",
     return save_figure(fig, out)
 
 
-__all__ = ["overlap_density", "per_rung_edges", "plot_overlap"]
+__all__ = ["display_bins", "overlap_density", "per_rung_edges", "plot_overlap"]

@@ -188,8 +188,72 @@ def output_paths(out: str | os.PathLike) -> list[str]:
                       ".svg or .eps", out)
 
 
+#: The mark every figure spinicl writes carries (PNG "Software", PDF/SVG/EPS "Creator").
+FIGURE_MARK = "spinicl"
+
+
+def written_by_spinicl(path: str | os.PathLike) -> bool:
+    """Whether the existing file ``path`` is a figure spinicl wrote (it carries
+    :data:`FIGURE_MARK` in its metadata), so that replacing it loses nothing of the user's."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - (1 << 16)))
+            tail = fh.read()
+    except OSError:
+        return False
+    if head.startswith(b"\x89PNG"):
+        return b"Software\x00" + FIGURE_MARK.encode() in head
+    mark = FIGURE_MARK.encode()
+    return (b"Creator (" + mark in head + tail or b"Creator: " + mark in head
+            or b"<dc:title>" in head and mark in head)
+
+
+def check_figure_outputs(out: str | os.PathLike, force: bool = False,
+                         param: str = "out") -> list[str]:
+    """Check, before any work, the files :func:`save_figure` will write for ``out``.
+
+    ConfigError ``param`` for an unsupported suffix, a directory, a folder that does not
+    exist or cannot be written (tried by creating a file there: permission bits are not
+    enough on a read-only filesystem), or an existing file that spinicl did not write
+    (:func:`written_by_spinicl`) unless ``force``. Returns the paths.
+    """
+    try:
+        paths = output_paths(out)
+    except ConfigError as exc:
+        raise ConfigError(param, exc.allowed, exc.got) from None
+    for p in paths:
+        if os.path.isdir(p):
+            raise ConfigError(param, "a file path, not a directory", p)
+        d = os.path.dirname(os.path.abspath(p))
+        if not os.path.isdir(d):
+            raise ConfigError(param, "a path in an existing, writable directory", p)
+        if os.path.exists(p):
+            if not force and not written_by_spinicl(p):
+                raise ConfigError(param, "a new file or a figure spinicl wrote (--force "
+                                  "replaces any file)", f"{p} exists")
+            writable = os.access(p, os.W_OK)
+        else:
+            try:
+                with open(p, "xb"):
+                    pass
+                os.remove(p)
+                writable = True
+            except OSError:
+                writable = False
+        if not writable:
+            raise ConfigError(param, "a path in an existing, writable directory", p)
+    return paths
+
+
 def save_figure(fig: Figure, out: str | os.PathLike) -> list[str]:
-    """Write ``fig`` to ``out`` (PNG and PDF, see the module docstring); return the paths."""
+    """Write ``fig`` to ``out`` (PNG and PDF, see the module docstring); return the paths.
+
+    Every file carries :data:`FIGURE_MARK` in its metadata, so a later command may replace
+    it (:func:`check_figure_outputs`) while a file of the user's is never overwritten."""
     paths = output_paths(out)
     for p in paths:
         d = os.path.dirname(p)
@@ -197,8 +261,8 @@ def save_figure(fig: Figure, out: str | os.PathLike) -> list[str]:
             os.makedirs(d, exist_ok=True)
         with mpl.rc_context(STYLE):
             fig.savefig(p, dpi=PNG_DPI if p.lower().endswith(".png") else 300,
-                        metadata=None if p.lower().endswith((".png", ".eps"))
-                        else {"Creator": "spinicl"})
+                        metadata={"Software": FIGURE_MARK} if p.lower().endswith(".png")
+                        else {"Creator": FIGURE_MARK})
             if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
                 # Laid out by the first draw: freeze it, so the next format is not re-laid
                 # out (same positions in PNG and PDF, one layout pass instead of two).
