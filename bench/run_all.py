@@ -412,9 +412,11 @@ def render_suite(d: dict) -> list[str]:
         ref = t["references"]
         peers = (f"; peers {', '.join(t['peers_run'])}, each stopped after "
                  f"{t['peer_timeout']:g} s" if t.get("peers_run") else "")
-        out += ["", (f"**{t['name']}** — {t['description']} (n = {ref['n']}, condition "
-                     f"number {_g(ref['condition_number'], '.3g')}, reference "
-                     f"{ref['kind']}, E_ref = {ref['reference_energy']:.6g}{peers})"), ""]
+        cond = (f"condition number {_g(ref['condition_number'], '.3g')}, "
+                if ref["kind"] == "gaussian" else "")
+        out += ["", (f"**{t['name']}** — {t['description']} (n = {ref['n']}, {cond}"
+                     f"reference {ref['kind']}, E_ref = {ref['reference_energy']:.6g}"
+                     f"{peers})"), ""]
         rows = []
         for r in d["rows"]:
             if r["target"] != t["name"]:

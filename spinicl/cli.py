@@ -109,19 +109,32 @@ def _positive(name: str, value: float) -> float:
     return check_float(name, value, low=0.0, low_open=True)
 
 
-def _writable_out(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """An output path: not empty, not a directory, in an existing writable directory."""
-    import os
+def _figure_out(out: str | None, force: bool, param: str = "out") -> list[str]:
+    """The files a figure for ``out`` will be written to, checked before any work
+    (:func:`spinicl.plots.style.check_figure_outputs`: suffix, writable directory, and no
+    existing file that spinicl did not write unless ``force``)."""
+    from spinicl.plots.style import check_figure_outputs
 
-    name = (param.name or "out").replace("-", "_")
-    if not value or not value.strip():
-        raise ConfigError(name, "a file path (not empty)", value)
-    if os.path.isdir(value):
-        raise ConfigError(name, "a file path, not a directory", value)
-    d = os.path.dirname(os.path.abspath(value))
-    if not os.path.isdir(d) or not os.access(d, os.W_OK):
-        raise ConfigError(name, "a path in an existing, writable directory", value)
-    return value
+    if out is None or not str(out).strip():
+        raise ConfigError(param, "a file path (not empty)", out)
+    return check_figure_outputs(out, force=force, param=param)
+
+
+def _beta_option(beta: float | None, T: float | None, default: float) -> float:
+    """β from ``--beta`` or ``--T`` (not both), each > 0 and finite."""
+    from spinicl.config import check_float
+
+    if beta is not None and T is not None:
+        raise ConfigError("beta", "given alone (use --beta or --T, not both)", beta)
+    if T is not None:
+        return 1.0 / check_float("T", T, low=0.0, low_open=True,
+                                 note="the temperature T = 1/beta")
+    return check_beta(default if beta is None else beta)
+
+
+#: Help of the ``--force`` of the commands that draw a figure.
+_FORCE_FIGURE_HELP = ("replace an existing file (a figure spinicl wrote is replaced "
+                      "without it).")
 
 
 def _json_clean(obj: Any) -> Any:
@@ -208,11 +221,7 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
     from spinicl.prompts import make_task
 
     cfg = task_config(kw)
-    if beta is not None and T is not None:
-        raise ConfigError("beta", "given alone (use --beta or --T, not both)", beta)
-    if T is not None:
-        beta = 1.0 / check_beta(T, "T")
-    beta = check_beta(100.0 if beta is None else beta)
+    beta = _beta_option(beta, T, 100.0)
     if cfg.lam <= 0:
         raise ConfigError("lam", "> 0 for the exact Boltzmann distribution", cfg.lam,
                           "with lam = 0 the inactive spins are free")
@@ -598,6 +607,10 @@ def sample_config_from_options(kw: dict) -> SampleConfig:
     task = task_config(kw)
     options = {k: v for k in registry.all_sampler_options()
                if (v := kw.pop(k, None)) is not None}
+    for key, value in options.items():     # another sampler's option: named here
+        owner, opt = registry.all_sampler_options()[key]
+        if owner != kw.get("sampler") and value != opt.default:
+            raise ConfigError(key, f"used only with --sampler {owner}", value)
     return SampleConfig(task=task, temperatures=temps, options=options,
                         **{k: kw.pop(k) for k in SAMPLE_KEYS})
 
@@ -879,11 +892,13 @@ def train(ctx, model, dk, optimizer, lr, epochs, batch_size, init_scale, torch_w
 @click.argument("train_file", type=str)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", "plot_out", type=str, default=None,
-              help="Also draw the Fig. 2-style figure (heatmaps + loss curves) to this PNG.")
+              help="Also draw the Fig. 2-style figure (heatmaps + loss curves) to this file "
+                   "(.png or .pdf: both are written).")
+@click.option("--force", is_flag=True, help="With --plot: " + _FORCE_FIGURE_HELP)
 @click.option("--temperature", type=float, default=None, callback=lambda c, p, v:
               None if v is None else _positive(p.name, v),
               help="Temperature of the Boltzmann mean in the figure [default: coldest].")
-def compare(run_file, train_file, as_json, plot_out, temperature):
+def compare(run_file, train_file, as_json, plot_out, force, temperature):
     """Where a trained model sits in the sampled Boltzmann distribution, per temperature.
 
     Percentile and z-score of its energy and test MSE among the samples, and its distance
@@ -892,6 +907,8 @@ def compare(run_file, train_file, as_json, plot_out, temperature):
     from spinicl.analysis.compare import compare_run_and_training, format_compare_table
     from spinicl.plots.fig2 import plot_weights_and_losses
 
+    if plot_out is not None:
+        _figure_out(plot_out, force, "plot")
     d = compare_run_and_training(run_file, train_file)
     if plot_out:
         d["figure"] = plot_weights_and_losses(run_file, train_file, out=plot_out,
@@ -949,13 +966,41 @@ def sweep(config_file, preset, out, executor, workers, scheduler, plot, quiet):
         sys.exit(1)
 
 
+def _sweep_figure_out(path: str, spec: dict) -> str:
+    """Where :func:`spinicl.plots.plot_sweep` draws a sweep's figure by default:
+    ``phase.png`` beside the sweep file, or ``cut.png`` for a cut (a ``[plot]`` section
+    with kind = "cut", or a grid that varies nothing but the seed)."""
+    import os
+
+    from spinicl.plots.sweep_data import GRID_AXES, read_plot_sweep
+
+    kind = spec.get("kind")
+    if kind is None:
+        sweep = read_plot_sweep(path, ())
+
+        def varies(k: str) -> bool:
+            return k in sweep.grid and np.unique(np.asarray(sweep.grid[k],
+                                                            dtype=float)).size > 1
+
+        grid_keys = [k for k in (sweep.config.get("grid") or {}) if k != "seed"]
+        varied = any(map(varies, grid_keys)) or any(map(varies, GRID_AXES))
+        kind = "phase" if varied else "cut"
+    d = os.path.dirname(os.path.abspath(path))
+    return os.path.join(d, "cut.png" if kind == "cut" else "phase.png")
+
+
 def _sweep_figure(path: str, spec: dict) -> None:
-    """Draw a finished sweep's figure; a plot problem never fails the sweep itself."""
+    """Draw a finished sweep's figure; a plot problem never fails the sweep itself, and
+    an existing file that spinicl did not write is never replaced (the figure is
+    skipped with one line instead)."""
     from spinicl.plots import plot_sweep
+    from spinicl.plots.style import check_figure_outputs
 
     notes: list[str] = []
     try:
-        written = plot_sweep(path, spec=spec, notes=notes)
+        out = _sweep_figure_out(path, spec)
+        check_figure_outputs(out, force=False, param="plot.out")
+        written = plot_sweep(path, out=out, spec=spec, notes=notes)
     except ConfigError as exc:
         name = exc.param if exc.param.startswith("plot.") else f"plot.{exc.param}"
         click.echo(f"spinicl: figure skipped ({exc.message(name)}); the sweep file is "
@@ -1040,11 +1085,14 @@ def _echo_notes(notes: list[str]) -> None:
               help="Top of the colour scale (larger values in the top colour): a number, "
                    "auto (errors over T: twice the largest value at the coldest T) or "
                    "none.")
-@click.option("-o", "--out", default="phase.png", callback=_writable_out, show_default=True,
+@click.option("-o", "--out", default="phase.png", show_default=True,
               help="Output (.png or .pdf: both are written).")
-def plot_phase_cmd(sweep_file, x, y, z, where, contours, contour_z, zmax, out):
+@click.option("--force", is_flag=True, help=_FORCE_FIGURE_HELP.capitalize())
+def plot_phase_cmd(sweep_file, x, y, z, where, contours, contour_z, zmax, out, force):
     """Phase diagram of a sweep: z over (x, y), averaged over disorder seeds."""
     from spinicl.plots import plot_phase
+
+    _figure_out(out, force)
 
     notes: list[str] = []
     written = plot_phase(sweep_file, x=x, y=y, z=z, out=out, where=_where(where),
@@ -1072,11 +1120,15 @@ def plot_phase_cmd(sweep_file, x, y, z, where, contours, contour_z, zmax, out):
 @click.option("--asymptotic", is_flag=True,
               help="Overlay the D → ∞ theory (Lu et al.) on test-error cuts, and "
                    "κ_c = min(τ, 1) on cuts against K or kappa.")
-@click.option("-o", "--out", default="cut.png", callback=_writable_out, show_default=True,
-              help="Output file.")
-def plot_cut_cmd(sweep_file, x, z, by, where, by_values, baselines, seeds, asymptotic, out):
+@click.option("-o", "--out", default="cut.png", show_default=True,
+              help="Output (.png or .pdf: both are written).")
+@click.option("--force", is_flag=True, help=_FORCE_FIGURE_HELP.capitalize())
+def plot_cut_cmd(sweep_file, x, z, by, where, by_values, baselines, seeds, asymptotic, out,
+                 force):
     """Curves of z against x, one per value of --by, with error bars and exact values."""
     from spinicl.plots import plot_cut
+
+    _figure_out(out, force)
 
     notes: list[str] = []
     written = plot_cut(sweep_file, x=x, z=list(z), by=by, out=out, where=_where(where),
@@ -1091,10 +1143,14 @@ def plot_cut_cmd(sweep_file, x, z, by, where, by_values, baselines, seeds, asymp
 @click.option("--observable", "observables", multiple=True,
               default=("energy", "test_mse_novel", "overlap"), show_default=True,
               help="Observable to draw (repeatable).")
-@click.option("-o", "--out", default="trace.png", callback=_writable_out, show_default=True, help="Output file.")
-def plot_trace_cmd(run_file, observables, out):
+@click.option("-o", "--out", default="trace.png", show_default=True,
+              help="Output (.png or .pdf: both are written).")
+@click.option("--force", is_flag=True, help=_FORCE_FIGURE_HELP.capitalize())
+def plot_trace_cmd(run_file, observables, out, force):
     """Traces of a run against step, per temperature, with exact values dashed."""
     from spinicl.plots import plot_trace
+
+    _figure_out(out, force)
 
     written = plot_trace(run_file, observables=tuple(observables), out=out)
     click.echo("wrote " + ", ".join(written))
@@ -1103,11 +1159,14 @@ def plot_trace_cmd(run_file, observables, out):
 @plot.command("overlap")
 @click.argument("run_file", type=str)
 @click.option("--active", is_flag=True, help="The overlap of the active spins.")
-@click.option("-o", "--out", default="pq.png", callback=_writable_out, show_default=True,
-              help="Output file.")
-def plot_overlap_cmd(run_file, active, out):
+@click.option("-o", "--out", default="pq.png", show_default=True,
+              help="Output (.png or .pdf: both are written).")
+@click.option("--force", is_flag=True, help=_FORCE_FIGURE_HELP.capitalize())
+def plot_overlap_cmd(run_file, active, out, force):
     """P(q) of a finished run, one curve per temperature (exact Gaussian dashed: merged)."""
     from spinicl.plots import plot_overlap
+
+    _figure_out(out, force)
 
     written = plot_overlap(run_file, out=out, active=active)
     click.echo("wrote " + ", ".join(written))
@@ -1247,8 +1306,8 @@ _TASK_OPTION_NAMES = ("D", "N", "P", "K", "lam", "seed", "sigma_x", "sigma_w", "
               help="Inverse temperature [default: 1e4; the merged model's mixing per step "
                    "does not depend on β].")
 @click.option("--T", "T", type=float, default=None, help="Temperature instead of --beta.")
-@click.option("--replicas", type=click.IntRange(1, MAX_REPLICAS), default=16, show_default=True,
-              help="Independent chains R (--suite: >= 2).")
+@click.option("--replicas", type=int, default=16, show_default=True,
+              help=f"Independent chains R, 1..{MAX_REPLICAS} (--suite: 2..{MAX_REPLICAS}).")
 @click.option("--seconds", "budget", type=float, default=5.0, show_default=True,
               help="Timed wall-clock seconds per row (after an untimed warm-up).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
@@ -1267,10 +1326,12 @@ _TASK_OPTION_NAMES = ("D", "N", "P", "K", "lam", "seed", "sigma_x", "sigma_w", "
               help="--suite: budget of the relaxation from a random start [default: "
                    "--seconds].")
 @click.option("--plot", "plot_out", type=str, default=None,
-              help="--suite: write the figure (ESS/s and time to reference) to this PNG.")
+              help="--suite: write the figure (ESS/s and time to reference) to this file "
+                   "(.png or .pdf: both are written).")
+@click.option("--force", is_flag=True, help="--suite --plot: " + _FORCE_FIGURE_HELP)
 @click.pass_context
 def bench(ctx, model, dk, samplers, precondition, beta, T, replicas, budget, as_json,
-          suite, list_targets, user_samplers, peers, relax_seconds, plot_out,
+          suite, list_targets, user_samplers, peers, relax_seconds, plot_out, force,
           representation, memory_budget, **kw):
     """Which sampler for my D, N, P, T? Effective samples per second, measured.
 
@@ -1290,15 +1351,20 @@ def bench(ctx, model, dk, samplers, precondition, beta, T, replicas, budget, as_
         return
     if suite is not None:
         _bench_suite(ctx, suite, samplers, user_samplers, peers, replicas, budget,
-                     relax_seconds, as_json, plot_out, kw["seed"])
+                     relax_seconds, as_json, plot_out, force, kw["seed"])
         return
     for name, given in (("sampler", user_samplers), ("peers", peers), ("plot", plot_out),
-                        ("relax_seconds", relax_seconds)):
+                        ("relax_seconds", relax_seconds), ("force", force)):
         if given:
             raise ConfigError(name, "used with --suite (the suite's option)",
                               given if not isinstance(given, tuple) else ",".join(given))
     from spinicl.bench import bench_samplers, format_bench_table
+    from spinicl.config import check_int
 
+    check_int("replicas", replicas, 1, MAX_REPLICAS)
+    if samplers is not None and not any(x.strip() for x in samplers.split(",")):
+        raise ConfigError("samplers", "at least one of " + ", ".join(
+            registry.sampler_names()) + " (comma-separated)", samplers)
     cfg = task_config(kw)
     samplers = "exact,mala,ula,baoab" if samplers is None else samplers
     try:
@@ -1325,14 +1391,15 @@ def bench(ctx, model, dk, samplers, precondition, beta, T, replicas, budget, as_
 def _bench_suite(ctx: click.Context, suite: str, samplers: str | None,
                  user_samplers: tuple[str, ...], peers: str | None, replicas: int,
                  budget: float, relax_seconds: float | None, as_json: bool,
-                 plot_out: str | None, seed: int) -> None:
-    """``spinicl bench --suite``: validate everything, then run and print."""
+                 plot_out: str | None, force: bool, seed: int) -> None:
+    """``spinicl bench --suite``: validate everything (user samplers on every target
+    included), then run and print."""
     from click.core import ParameterSource
 
     from spinicl.suite import (
         format_suite_table,
         parse_peers,
-        parse_sampler_spec,
+        parse_sampler_list,
         plot_suite,
     )
     from spinicl.targets import resolve_targets
@@ -1347,18 +1414,19 @@ def _bench_suite(ctx: click.Context, suite: str, samplers: str | None,
         raise ConfigError("seed", ">= 0", seed)
     targets = resolve_targets(suite)
     if samplers is not None:
-        for x in samplers.split(","):
-            if x.strip():
-                parse_sampler_spec(x)
+        parse_sampler_list(samplers)
     parse_peers(peers)
     users = [load_sampler(s) for s in user_samplers]
     _positive("seconds", budget)
     if relax_seconds is not None:
         _positive("relax_seconds", relax_seconds)
-    if replicas < 2:
-        raise ConfigError("replicas", ">= 2 with --suite (τ pools over chains)", replicas)
+    if isinstance(replicas, bool) or not 2 <= replicas <= MAX_REPLICAS:
+        raise ConfigError("replicas", f"an integer in 2..{MAX_REPLICAS} with --suite "
+                          "(τ pools over chains)", replicas)
     if plot_out is not None:
-        _writable_out(ctx, click.Option(["--plot"]), plot_out)
+        _figure_out(plot_out, force, "plot")
+    elif force:
+        raise ConfigError("force", "used with --plot (it replaces an existing figure)", force)
     from spinicl.suite import run_suite
 
     def progress(r: dict) -> None:
@@ -1369,14 +1437,14 @@ def _bench_suite(ctx: click.Context, suite: str, samplers: str | None,
                        budget_seconds=budget, replicas=replicas, seed=seed,
                        relax_seconds=relax_seconds, progress=progress,
                        notify=lambda m: click.echo(m, err=True))
-    if plot_out:
+    if plot_out is not None:
         result["figure"] = plot_suite(result, plot_out)
     if as_json:
         print_json(result)
         return
     click.echo(format_suite_table(result))
-    if plot_out:
-        click.echo(f"wrote {plot_out}")
+    if plot_out is not None:
+        click.echo("wrote " + ", ".join(result["figure"]))
 
 
 # --------------------------------------------------------------------------- export-target
@@ -1393,16 +1461,19 @@ def export_target(name, out, force):
     (layout: spinicl.io.target_file, docs/model.md §6.4). NAME: see
     `spinicl bench --list-targets`.
     """
-    from spinicl.io.run import check_new_file
-    from spinicl.io.target_file import write_target_file
+    from spinicl.io.target_file import check_target_output, write_target_file
     from spinicl.targets import TARGETS, build_target
 
     if name not in TARGETS:
         raise click.BadParameter(f"{name!r} is not a target; choose among "
                                  + ", ".join(TARGETS), param_hint="NAME")
-    check_new_file(out, force)
+    check_target_output(out, force)
     model, refs = build_target(name)
     click.echo(f"wrote {write_target_file(out, TARGETS[name], model, refs, force=force)}")
+
+
+#: A bridge-weight ESS fraction below this flags rungs that overlap poorly.
+POOR_BRIDGE_ESS = 0.1
 
 
 @cli.command("free-energy")
@@ -1442,13 +1513,12 @@ def free_energy(beta, T, model, dk, sampler, rungs, copies, records, every, burn
     from spinicl.models import build_model
     from spinicl.prompts import make_task
 
+    check_lam_for_sampling(kw["lam"])      # before the task's own check (>= 0)
     cfg = task_config(kw)
-    if beta is not None and T is not None:
-        raise ConfigError("beta", "given alone (use --beta or --T, not both)", beta)
-    if T is not None:
-        beta = 1.0 / check_beta(T, "T")
-    beta = check_beta(1e4 if beta is None else beta)
-    check_lam_for_sampling(cfg.lam)
+    beta = _beta_option(beta, T, 1e4)
+    if dk is not None and model != "factored":
+        raise ConfigError("dk", "used only with --model factored (the merged model has no "
+                          "factors)", dk)
     if sampler is None:
         sampler = "exact" if model == "merged" else "gibbs"
     registry.check(model, sampler, "none", "dense", built=True)
@@ -1482,7 +1552,7 @@ def free_energy(beta, T, model, dk, sampler, rungs, copies, records, every, burn
               f"β = {beta:g}; n = {r.n_spins} spins; sampler {sampler}, {copies} copies"),
              (f"path: {r.t.size} rungs in t (thermodynamic length "
               f"{r.thermodynamic_length:.3g}; smallest bridge-weight ESS "
-              f"{out['min_bridge_ess']:.2f})"),
+              f"{out['min_bridge_ess']:.2g})"),
              f"  log Z, stepping stone      {r.log_z:.8g} ± {r.log_z_stderr:.2g}",
              (f"  log Z, integration (TI)    {r.log_z_ti:.8g} ± {r.log_z_ti_stderr:.2g} "
               f"(quadrature ≈ {r.log_z_ti_quadrature:.2g})")]
@@ -1496,6 +1566,10 @@ def free_energy(beta, T, model, dk, sampler, rungs, copies, records, every, burn
               (f"  per spin f = F/n           {r.free_energy_per_spin:.8g} ± "
                f"{r.free_energy_per_spin_stderr:.2g}"),
               f"({out['seconds']:.1f} s; seed {cfg.seed})"]
+    if out["min_bridge_ess"] is not None and out["min_bridge_ess"] < POOR_BRIDGE_ESS:
+        lines.append(f"warning: the smallest bridge-weight ESS is {out['min_bridge_ess']:.2g}"
+                     f" < {POOR_BRIDGE_ESS:g}: neighbouring rungs overlap poorly, so the "
+                     "errors are unreliable; rerun with more rungs (--rungs)")
     click.echo("\n".join(lines))
 
 

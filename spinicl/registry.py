@@ -221,7 +221,7 @@ def sampler_options(name: str, given: dict[str, Any] | None = None) -> dict[str,
         elif key in others:
             owner, opt = others[key]
             if value is not None and value != opt.default:
-                raise ConfigError(key, f"only with --sampler {owner}", value)
+                raise ConfigError(key, f"used only with --sampler {owner}", value)
         else:
             raise ConfigError("options", "options of the sampler ("
                               + (", ".join(mine) or "none") + ")", key)

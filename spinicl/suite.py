@@ -65,6 +65,7 @@ from spinicl.user_sampler import (
     build_user_sampler,
     check_state,
     load_sampler,
+    raised_by_the_sampler,
     validate,
 )
 
@@ -114,6 +115,19 @@ def parse_sampler_spec(text: str) -> SamplerSpec:
     if name not in registry.SAMPLERS or pre not in registry.PRECONDITIONERS:
         raise ConfigError("samplers", allowed, text)
     return SamplerSpec(name, pre, re_)
+
+
+def parse_sampler_list(samplers: Any) -> tuple[SamplerSpec, ...]:
+    """The rows of ``samplers``, a comma-separated string or a list, duplicates dropped
+    (ConfigError ``samplers`` for a bad entry or a list without any)."""
+    items = [x.strip() for x in samplers.split(",")] if isinstance(samplers, str) \
+        else [str(x).strip() for x in samplers]
+    specs = tuple(dict.fromkeys(parse_sampler_spec(x) for x in items if x))
+    if not specs:
+        raise ConfigError("samplers", "at least one NAME[/PRECONDITIONER][+re], e.g. "
+                          "mala/diag (leave --samplers out for each target's own rows)",
+                          samplers)
+    return specs
 
 
 def parse_peers(peers: Any) -> tuple[str, ...]:
@@ -374,36 +388,67 @@ def trace_statistics(trace: np.ndarray, names: Sequence[str], refs: References,
     """
     trace = np.asarray(trace, dtype=np.float64)
     T, R, _ = trace.shape
+    frozen = frozen_chains(trace)
+    energy_mean = float(np.mean(trace[:, :, 0]))
+    out: dict[str, Any] = {"recorded_steps": T, "frozen_chains": frozen,
+                           "energy_mean": energy_mean}
+    if refs.kind != "gaussian":
+        excess = energy_mean - refs.reference_energy
+        out.update(energy_excess=excess, energy_excess_thermal=excess / refs.thermal_energy)
+    if frozen == R:
+        # No chain moved: no autocorrelation to measure, no information on the law.
+        out.update(tau_int_energy=None, tau_int_slowest=None, ess_per_s_energy=0.0,
+                   ess_per_s_slowest=0.0, tau_error=None, tau_reliable=False,
+                   slowest_observable="proj_slowest_mode" if refs.kind == "gaussian"
+                   else None)
+        return out
     stats = {nm: summarize(trace[:, :, i]) for i, nm in enumerate(names)}
     if refs.kind == "gaussian":
         slow = "proj_slowest_mode"
     else:
-        slow = max(names, key=lambda k: stats[k]["tau_int"])
+        slow = max(names, key=lambda k: _finite_or(stats[k]["tau_int"], -math.inf))
     se, ss = stats["energy"], stats[slow]
-    err_e = tau_int_stderr(trace[:, :, 0]) / se["tau_int"]
-    err_s = tau_int_stderr(trace[:, :, list(names).index(slow)]) / ss["tau_int"]
+    err_e = _ratio(tau_int_stderr(trace[:, :, 0]), se["tau_int"])
+    err_s = _ratio(tau_int_stderr(trace[:, :, list(names).index(slow)]), ss["tau_int"])
     tau_max = max(se["tau_int"], ss["tau_int"])
     per_step = rate / (T * R)
-    out = {"recorded_steps": T, "tau_int_energy": se["tau_int"],
-           "tau_int_slowest": ss["tau_int"], "slowest_observable": slow,
-           "ess_per_s_energy": se["ess"] * per_step,
-           "ess_per_s_slowest": ss["ess"] * per_step,
-           "tau_error": max(err_e, err_s),
-           "tau_reliable": bool(T >= RELIABLE_RUN_IN_TAU * tau_max
-                                and max(err_e, err_s) <= RELIABLE_TAU_ERROR),
-           "energy_mean": se["mean"]}
+    out.update({"tau_int_energy": se["tau_int"],
+                "tau_int_slowest": ss["tau_int"], "slowest_observable": slow,
+                "ess_per_s_energy": se["ess"] * per_step,
+                "ess_per_s_slowest": ss["ess"] * per_step,
+                "tau_error": max(err_e, err_s),
+                "tau_reliable": bool(frozen == 0 and T >= RELIABLE_RUN_IN_TAU * tau_max
+                                     and max(err_e, err_s) <= RELIABLE_TAU_ERROR)})
     if refs.kind == "gaussian":
         proj = trace[:, :, list(names).index("proj_slowest_mode")]
         sq = summarize(proj**2)
-        z = {"z_energy": (se["mean"] - refs.energy_mean) / se["stderr"],
-             "z_slowest_mean": stats["proj_slowest_mode"]["mean"]
-             / stats["proj_slowest_mode"]["stderr"],
-             "z_slowest_second_moment": (sq["mean"] - refs.slowest_variance) / sq["stderr"]}
+        z = {"z_energy": _ratio(se["mean"] - refs.energy_mean, se["stderr"]),
+             "z_slowest_mean": _ratio(stats["proj_slowest_mode"]["mean"],
+                                      stats["proj_slowest_mode"]["stderr"]),
+             "z_slowest_second_moment": _ratio(sq["mean"] - refs.slowest_variance,
+                                               sq["stderr"])}
         out.update(z, max_abs_z=max(abs(v) for v in z.values()))
-    else:
-        excess = se["mean"] - refs.reference_energy
-        out.update(energy_excess=excess, energy_excess_thermal=excess / refs.thermal_energy)
     return out
+
+
+def frozen_chains(trace: np.ndarray) -> int:
+    """How many of the R chains of a trace (T, R, k) never change over it: every
+    recorded observable (the energy among them) equal to its first record. A chain
+    that moves changes its energy (a continuous function of the position) at once."""
+    trace = np.asarray(trace)
+    if trace.shape[0] < 2:
+        return 0
+    moved = np.any(trace[1:] != trace[:1], axis=(0, 2))
+    return int(trace.shape[1] - np.count_nonzero(moved))
+
+
+def _ratio(a: float, b: float) -> float:
+    """a / b, NaN where b is 0 or not finite (a series without variance)."""
+    return float(a) / float(b) if b and math.isfinite(b) else math.nan
+
+
+def _finite_or(x: float, default: float) -> float:
+    return x if math.isfinite(x) else default
 
 
 # --------------------------------------------------------------------------- rows
@@ -430,8 +475,25 @@ def _finish(row: dict[str, Any], stat: dict[str, Any], trace: np.ndarray,
             recorder: Recorder, refs: References) -> None:
     row.update({k: stat.get(k) for k in ("setup_seconds", "acceptance", "step_size",
                                          "chain_steps_per_s")})
-    row.update(trace_statistics(trace, recorder.names, refs, stat["chain_steps_per_s"]))
-    if not row["tau_reliable"]:
+    _statistics(row, trace, recorder, refs, stat["chain_steps_per_s"])
+
+
+def _statistics(row: dict[str, Any], trace: np.ndarray, recorder: Recorder,
+                refs: References, rate: float) -> None:
+    """:func:`trace_statistics` into ``row``; status ``stuck`` (ESS 0) when no chain
+    moved over the recorded stretch, a note when some did not."""
+    st = trace_statistics(trace, recorder.names, refs, rate)
+    frozen = st.pop("frozen_chains")
+    row.update(st)
+    R, T = np.shape(trace)[1], st["recorded_steps"]
+    if frozen == R:
+        row.update(status="stuck", note=_join(
+            row["note"], f"no chain moved over the {T} recorded steps (each kept its start): "
+            "ESS 0, relaxation not measured"))
+    elif frozen:
+        row["note"] = _join(row["note"], f"{frozen} of {R} chains never moved over the "
+                            f"{T} recorded steps: tau and ESS unreliable")
+    elif not row["tau_reliable"]:
         row["note"] = _join(row["note"], "tau uncertain: raise the budget")
 
 
@@ -457,9 +519,10 @@ def _spinicl_row(model, refs, target, spec, recorder, starts, *, replicas, seed,
         stat = _measure_stationary(chains, recorder, starts[0], budget, warmup_fraction,
                                    throughput_fraction)
         _finish(row, stat, stat["trace"], recorder, refs)
-        row.update(_measure_relaxation(chains, recorder, starts[1],
-                                       refs.reference_energy + refs.thermal_energy,
-                                       relax_seconds, stat["step_time"]))
+        if row["status"] == "ok":
+            row.update(_measure_relaxation(chains, recorder, starts[1],
+                                           refs.reference_energy + refs.thermal_energy,
+                                           relax_seconds, stat["step_time"]))
     except SamplerDivergence as exc:
         row.update(status="diverged", note=str(exc).splitlines()[0])
     return row
@@ -475,13 +538,18 @@ def _user_row(model, refs, target, user, recorder, starts, *, replicas, seed, bu
         stat = _measure_stationary(chains, recorder, starts[0], budget, warmup_fraction,
                                    throughput_fraction)
         _finish(row, stat, stat["trace"], recorder, refs)
-        chains = _UserChains(user, starget, replicas, seed)
-        row.update(_measure_relaxation(chains, recorder, starts[1],
-                                       refs.reference_energy + refs.thermal_energy,
-                                       relax_seconds, stat["step_time"]))
-    except ConfigError:
-        raise
+        if row["status"] == "ok":
+            chains = _UserChains(user, starget, replicas, seed)
+            row.update(_measure_relaxation(chains, recorder, starts[1],
+                                           refs.reference_energy + refs.thermal_energy,
+                                           relax_seconds, stat["step_time"]))
+    except ConfigError as exc:  # checked before any measurement: the sampler changed
+        row.update(status="failed", note=str(exc).splitlines()[0])
     except Exception as exc:  # noqa: BLE001 - a user sampler failing mid-run
+        row.update(status="failed", note=f"{type(exc).__name__}: {exc}".splitlines()[0])
+    except BaseException as exc:  # sys.exit in a step; a real interrupt goes on
+        if not raised_by_the_sampler(exc):
+            raise
         row.update(status="failed", note=f"{type(exc).__name__}: {exc}".splitlines()[0])
     if not np.isfinite(row.get("energy_mean") or 0.0):
         row.update(status="diverged", note=_join(row["note"], "non-finite energies"))
@@ -503,10 +571,9 @@ def _peer_row(model, refs, target, name, recorder, starts, *, replicas, seed, bu
                    chain_steps_per_s=res.get("chain_steps_per_s"),
                    acceptance=res.get("acceptance"), step_size=res.get("step_size"),
                    note=res.get("notes") or "")
-        row.update(trace_statistics(res["trace"], recorder.names, refs,
-                                    float(res["chain_steps_per_s"])))
-        if not row["tau_reliable"]:
-            row["note"] = _join(row["note"], "tau uncertain: raise the budget")
+        _statistics(row, res["trace"], recorder, refs, float(res["chain_steps_per_s"]))
+        if row["status"] != "ok":
+            return row
         rel = peer_module.run_peer(name, model, target.beta, starts[1], seed=seed,
                                    budget_seconds=relax_seconds, record=recorder,
                                    mode="relaxation", threads=1, reference_energy=threshold)
@@ -553,8 +620,9 @@ def run_suite(targets: Any = None, samplers: Any = None, peers: Any = (),
         Among :data:`KNOWN_PEERS` (or ``"all"``); a peer whose packages are missing is
         skipped with one message through ``notify``.
     user_samplers : sequence of str or UserSampler
-        ``"module:factory"`` specs (:mod:`spinicl.user_sampler`); each is built and
-        stepped once on the first target before any measurement.
+        ``"module:factory"`` specs (:mod:`spinicl.user_sampler`); each is built,
+        initialised and stepped once on every chosen target before any measurement
+        (:func:`spinicl.user_sampler.validate`).
     budget_seconds : float
         Timed seconds of each row's stationary phase (> 0).
     replicas : int
@@ -584,9 +652,7 @@ def run_suite(targets: Any = None, samplers: Any = None, peers: Any = (),
     chosen = resolve_targets(targets)
     specs = None
     if samplers is not None:
-        items = [x.strip() for x in samplers.split(",")] if isinstance(samplers, str) \
-            else list(samplers)
-        specs = tuple(dict.fromkeys(parse_sampler_spec(x) for x in items if str(x).strip()))
+        specs = parse_sampler_list(samplers)
     peer_names = parse_peers(peers)
     users = tuple(u if isinstance(u, UserSampler) else load_sampler(u)
                   for u in (user_samplers or ()))
@@ -603,20 +669,25 @@ def run_suite(targets: Any = None, samplers: Any = None, peers: Any = (),
         if notify is not None:
             notify(m)
 
-    out_targets, rows = [], []
-    validated = False
+    # Every target first: a user sampler is refused (built, initialised and stepped on
+    # each target) before anything is measured.
+    built = []
     for target in chosen:
         t0 = time.perf_counter()
         model, refs = build_target(target)
         ref_seconds = time.perf_counter() - t0
-        recorder = Recorder(model, refs)
         starts = (stationary_start(model, refs, replicas, seed),
                   random_start(model, replicas, seed))
-        if users and not validated:
+        if users:
             starget = SamplerTarget.from_model(target.name, model, target.beta)
             for u in users:
-                validate(u, starget, starts[0], seed)
-            validated = True
+                validate(u, starget, starts[0], seed, other_starts=(starts[1],))
+        built.append((target, model, refs, ref_seconds, starts))
+
+    out_targets, rows = [], []
+    while built:    # popped, so that each target's arrays are freed after its rows
+        target, model, refs, ref_seconds, starts = built.pop(0)
+        recorder = Recorder(model, refs)
         info = target.as_dict()
         info["references"] = refs.summary()
         info["reference_seconds"] = ref_seconds
@@ -679,6 +750,8 @@ def format_target_list() -> str:
         cond = "-" if not math.isfinite(t.condition_number) else f"{t.condition_number:.3g}"
         lines.append(f"{t.name:<18} {t.n:>6} {cond:>8} {t.beta:>7g}  {t.description}"
                      + ("" if t.group == "main" else "  [tiny]"))
+    lines.append("cond: lambda_max/lambda_min of A on the active spins (merged targets; a "
+                 "factored target has none)")
     lines.append("groups: all (every main target), tiny (the test targets)")
     return "\n".join(lines)
 
@@ -720,10 +793,10 @@ def format_suite_table(result: dict[str, Any]) -> str:
                f"{s.get('relax_seconds')} s, seed {s.get('seed')}")
     for t in result.get("targets", []):
         ref = t["references"]
-        head = (f"\n{t['name']}: {t['description']}\n  n = {ref['n']}, beta = "
-                f"{ref['beta']:g}, condition number {_f(ref['condition_number'])}, ")
+        head = f"\n{t['name']}: {t['description']}\n  n = {ref['n']}, beta = {ref['beta']:g}, "
         if ref["kind"] == "gaussian":
-            head += (f"E(m) = {ref['reference_energy']:.6g}, <E> = "
+            head += (f"condition number {_f(ref['condition_number'])}, "
+                     f"E(m) = {ref['reference_energy']:.6g}, <E> = "
                      f"{ref['energy_mean']:.6g}, slowest eigenvalue "
                      f"{ref['slowest_eigenvalue']:.4g}")
         else:
@@ -733,12 +806,17 @@ def format_suite_table(result: dict[str, Any]) -> str:
         out.append(head)
         body = []
         for r in (r for r in rows if r["target"] == t["name"]):
-            if r["status"] != "ok":
-                body.append([r["sampler"], r["status"]] + [""] * (len(SUITE_COLUMNS) - 2))
-                continue
             setup = r.get("setup_seconds")
             if r["kind"] == "peer":
                 setup = (r.get("compile_seconds") or 0.0) + (r.get("tuning_seconds") or 0.0)
+            if r["status"] == "stuck":     # measured: it runs, and never moves
+                body.append([r["sampler"], _f(r["chain_steps_per_s"], ".4g"), "0", "0",
+                             "-", "stuck", "-", _f(r.get("acceptance"), ".2f"),
+                             _f(setup, ".2f")])
+                continue
+            if r["status"] != "ok":
+                body.append([r["sampler"], r["status"]] + [""] * (len(SUITE_COLUMNS) - 2))
+                continue
             body.append([r["sampler"] + ("" if r.get("tau_reliable") else " †"),
                          _f(r["chain_steps_per_s"], ".4g"), _f(r["ess_per_s_energy"], ".4g"),
                          _f(r["ess_per_s_slowest"], ".4g"), _f(r.get("ratio_slowest"), ".3f"),
@@ -763,20 +841,23 @@ def format_suite_table(result: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def plot_suite(result: dict[str, Any], path: str) -> str:
+def plot_suite(result: dict[str, Any], out: str) -> list[str]:
     """Figure: ESS/s of the slowest observable and time to reference, per target and
-    sampler (log scales). Returns the path written."""
-    import matplotlib
+    sampler (log scales), written by :func:`spinicl.plots.style.save_figure` (``.png`` or
+    ``.pdf``: both, no suffix: ``out.png`` and ``out.pdf``; the files carry spinicl's
+    mark). Check ``out`` first with :func:`spinicl.plots.style.check_figure_outputs`.
+    Returns the paths written."""
+    from matplotlib import colormaps
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from spinicl.plots.style import new_figure, save_figure
 
     rows = [r for r in result["rows"] if r["status"] == "ok"]
     targets = [t["name"] for t in result["targets"]]
     labels = list(dict.fromkeys(r["sampler"] for r in rows))
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.4))
+    fig = new_figure(13, 5.4)
+    axes = fig.subplots(1, 2)
     width = 0.8 / max(1, len(labels))
-    cmap = plt.get_cmap("tab20")
+    cmap = colormaps["tab20"]
     kinds = {r["sampler"]: r["kind"] for r in rows}
     for k, lab in enumerate(labels):
         xs, ess, ttr, miss = [], [], [], []
@@ -804,24 +885,24 @@ def plot_suite(result: dict[str, Any], path: str) -> str:
             axes[1].scatter(miss, [top] * len(miss), marker="x", color=cmap(k % 20))
     for ax, title in ((axes[0], "ESS/s of the slowest observable"),
                       (axes[1], "seconds to reach the reference (x: not reached)")):
-        ax.set_yscale("log")
+        if ax.has_data():
+            ax.set_yscale("log")
         ax.set_xticks(range(len(targets)))
         ax.set_xticklabels(targets, rotation=25, ha="right", fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=min(6, max(1, len(names))),
-               fontsize=8, frameon=False)
+    if handles:
+        fig.legend(handles, names, loc="outside lower center",
+                   ncol=min(6, max(1, len(names))), fontsize=8, frameon=False)
     s = result["settings"]
     fig.suptitle(f"spinicl sampler suite: R = {s['replicas']} chains, "
                  f"{s['budget_seconds']:g} s per row (hatched: peers)", fontsize=11)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out)
 
 
 __all__ = ["KNOWN_PEERS", "ROW_KEYS", "Recorder", "SamplerSpec", "format_suite_table",
-           "format_target_list", "parse_peers", "parse_sampler_spec", "peer_availability",
+           "format_target_list", "frozen_chains", "parse_peers", "parse_sampler_list",
+           "parse_sampler_spec", "peer_availability",
            "plot_suite", "random_start", "relaxation_from_trace", "run_suite",
            "stationary_start", "trace_statistics"]

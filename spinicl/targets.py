@@ -10,7 +10,9 @@ against:
   variance n/(2β²), and the slowest-mode projection (W − m)·u ~ N(0, 1/(βλ_min));
 * factored model (quartic, docs/model.md §1.5): the ground-state reference of
   ``model.ground_state()`` — exact (the nuclear-norm optimum) when its rank is ≤ d_k,
-  else the best of 64 seeded local minimisations ("best known").
+  else the best of ``REFERENCE_RESTARTS`` (32) seeded local minimisations ("best
+  known"). A factored target has no condition number (its Hessian depends on the
+  point); ``References.merged_condition_number`` is that of the merged A of its data.
 
 Dense targets get their references from one symmetric eigendecomposition of A. The large
 matrix-free target has P < n prompts, so A = λI + SᵀS/P is λ plus a rank-P term: its
@@ -57,9 +59,9 @@ class Target:
     n : int
         Spins per chain (recorded here so that the suite can be listed without building).
     condition_number : float
-        λ_max/λ_min of A on the active spins (merged), of the merged A of the same data
-        (factored: a scale of the landscape, not the factored Hessian). Measured at the
-        target's seed; :func:`build_target` recomputes it.
+        λ_max/λ_min of A on the active spins (merged targets); NaN for factored targets,
+        which have none. Measured at the target's seed; :func:`build_target` recomputes
+        it.
     group : str
         ``"main"`` (the suite) or ``"tiny"`` (seconds-long targets for tests).
     """
@@ -150,13 +152,13 @@ def target_names(group: str = "all") -> tuple[str, ...]:
 def resolve_targets(names: Any) -> tuple[Target, ...]:
     """Targets from names: a comma-separated string or a list of names/groups.
 
-    ``None``, ``""`` or ``"all"`` give the main suite; ``"tiny"`` the test targets.
-    Duplicates are dropped, order kept.
+    ``None`` or ``"all"`` give the main suite; ``"tiny"`` the test targets. Duplicates
+    are dropped, order kept.
 
     Raises
     ------
     ConfigError
-        For an unknown name.
+        For an unknown name, or a string or list without any name (``""``, ``","``).
     """
     if names is None:
         names = ["all"]
@@ -167,7 +169,9 @@ def resolve_targets(names: Any) -> tuple[Target, ...]:
     except TypeError:
         raise ConfigError("suite", "target names", names) from None
     if not items:
-        items = ["all"]
+        raise ConfigError("suite", "comma-separated target names or groups (all, tiny; "
+                          "--suite alone runs every target)", names if not isinstance(
+                              names, list) else ",".join(map(str, names)))
     out: list[str] = []
     for item in items:
         if item in GROUPS:
@@ -187,9 +191,11 @@ class References:
 
     Merged targets fill ``mean``, ``covariance_diagonal``, ``spectrum`` (eigenvalues of A,
     ascending, all n), ``active_spectrum_range``, ``slowest_*``, ``energy_*``; factored
-    targets fill ``ground_*``. Both: ``n``, ``beta``, ``thermal_energy`` = n/(2β) (the
-    equipartition scale of the energy, the tolerance of "reaching the reference"),
-    ``reference_energy`` (E(m) or the ground-state energy), ``condition_number``.
+    targets fill ``ground_*`` and ``merged_condition_number`` (that of the merged A of
+    the same data, a scale of the landscape). Both: ``n``, ``beta``, ``thermal_energy`` =
+    n/(2β) (the equipartition scale of the energy, the tolerance of "reaching the
+    reference"), ``reference_energy`` (E(m) or the ground-state energy),
+    ``condition_number`` (merged only; NaN for factored targets).
     """
 
     n: int
@@ -211,6 +217,7 @@ class References:
     ground_factors: np.ndarray | None = None    # factored: θ at the reference (n,)
     ground_W: np.ndarray | None = None          # factored: effective W ((D+1)²,)
     ground_note: str = ""
+    merged_condition_number: float = math.nan   # factored: of the merged A of the data
     draw_factor: Any = field(default=None, repr=False)  # z (R, n) -> exact draws (merged)
 
     def exact_draws(self, replicas: int, seed: int) -> np.ndarray:
@@ -234,7 +241,8 @@ class References:
                        slowest_variance=self.slowest_variance,
                        largest_active_eigenvalue=self.active_spectrum_range[1])
         else:
-            out.update(ground_note=self.ground_note)
+            out.update(ground_note=self.ground_note,
+                       merged_condition_number=self.merged_condition_number)
         return out
 
 
@@ -334,7 +342,8 @@ def _factored_references(model: Any, beta: float) -> References:
             f"{model.dk})" if kind == "exact" else gs.note)
     n = model.n_spins
     return References(n=n, beta=beta, reference_energy=float(gs.energy),
-                      thermal_energy=n / (2 * beta), condition_number=cond, kind=kind,
+                      thermal_energy=n / (2 * beta), condition_number=math.nan, kind=kind,
+                      merged_condition_number=cond,
                       ground_factors=np.asarray(ref.factors, dtype=np.float64).copy(),
                       ground_W=np.asarray(gs.W, dtype=np.float64).copy(), ground_note=note)
 

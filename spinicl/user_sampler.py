@@ -19,13 +19,18 @@ product for the merged model), the log density being −β·energy. The step may
 Numba; the suite times it exactly as it times a built-in sampler.
 
 ``load_sampler("package.module:make_sampler")`` imports the factory;
-``spinicl bench --suite --sampler package.module:make_sampler`` benches it.
+``spinicl bench --suite --sampler package.module:make_sampler`` benches it. Before any
+measurement the suite builds every user sampler on every chosen target, inits it and takes
+one step (:func:`validate`): a factory, ``init`` or ``step`` that raises or calls
+``sys.exit``, or a state whose position is not a finite, real floating-point (R, n)
+array, is refused with one line naming ``sampler``.
 """
 
 from __future__ import annotations
 
 import importlib
 import math
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -90,14 +95,42 @@ class UserSampler:
         return self.spec
 
 
+def raised_by_the_sampler(exc: BaseException) -> bool:
+    """Whether a ``BaseException`` that escaped a user's code is the code's own doing.
+
+    ``SystemExit`` (``sys.exit`` in a factory), ``GeneratorExit`` and any other
+    ``BaseException`` are; a stop by a signal is not: :class:`spinicl.signals.Stopped`
+    (the command line's SIGINT/SIGTERM), and a ``KeyboardInterrupt`` while SIGINT has
+    Python's default handler (a real Ctrl-C outside the command line). Under the command
+    line SIGINT raises ``Stopped``, so a ``KeyboardInterrupt`` there came from the code.
+    """
+    from spinicl.signals import Stopped
+
+    if isinstance(exc, Stopped):
+        return False
+    if isinstance(exc, KeyboardInterrupt):
+        try:
+            return signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        except ValueError:      # not the main thread: assume a real interrupt
+            return False
+    return True
+
+
+def _refusal(user_spec: str, allowed: str, exc: BaseException) -> ConfigError:
+    """The one-line refusal of a user's code that raised ``exc``."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return ConfigError("sampler", allowed, user_spec,
+                       f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+
 def load_sampler(spec: str) -> UserSampler:
     """Import ``"package.module:factory"``.
 
     Raises
     ------
     ConfigError
-        (parameter ``sampler``) for a spec without ``:``, a module that does not import,
-        a missing attribute or one that is not callable.
+        (parameter ``sampler``) for a spec without ``:``, a module that does not import
+        (or exits while importing), a missing attribute or one that is not callable.
     """
     if not isinstance(spec, str) or spec.count(":") != 1:
         raise ConfigError("sampler", "module:factory, e.g. my_package.my_module:make_sampler",
@@ -112,8 +145,11 @@ def load_sampler(spec: str) -> UserSampler:
         raise ConfigError("sampler", "an importable module:factory (is its folder on "
                           "PYTHONPATH?)", spec, f"{type(exc).__name__}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a user module failing at import
-        raise ConfigError("sampler", "a module that imports without error", spec,
-                          f"{type(exc).__name__}: {exc}") from None
+        raise _refusal(spec, "a module that imports without error", exc) from None
+    except BaseException as exc:  # sys.exit at import; a real interrupt goes on
+        if not raised_by_the_sampler(exc):
+            raise
+        raise _refusal(spec, "a module that imports without error", exc) from None
     factory = getattr(module, attr, None)
     if factory is None:
         raise ConfigError("sampler", f"a module:factory whose module defines {attr}", spec)
@@ -122,13 +158,24 @@ def load_sampler(spec: str) -> UserSampler:
     return UserSampler(spec, factory)
 
 
+def call_user(user: UserSampler, allowed: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, a call into the user's code; whatever it raises (``sys.exit``
+    included, a real interrupt excluded: :func:`raised_by_the_sampler`) becomes
+    ConfigError ``sampler`` saying ``allowed``."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - the user's code
+        raise _refusal(user.spec, allowed, exc) from None
+    except BaseException as exc:
+        if not raised_by_the_sampler(exc):
+            raise
+        raise _refusal(user.spec, allowed, exc) from None
+
+
 def build_user_sampler(user: UserSampler, target: SamplerTarget) -> Any:
     """Call the factory; check that the result has callable ``init`` and ``step``."""
-    try:
-        sampler = user.factory(target)
-    except Exception as exc:  # noqa: BLE001 - the user's factory
-        raise ConfigError("sampler", "a factory that builds a sampler for the target",
-                          user.spec, f"{type(exc).__name__}: {exc}") from None
+    sampler = call_user(user, "a factory that builds a sampler for the target",
+                        user.factory, target)
     for fn in ("init", "step"):
         if not callable(getattr(sampler, fn, None)):
             raise ConfigError("sampler", "a factory returning an object with init(position) "
@@ -136,15 +183,30 @@ def build_user_sampler(user: UserSampler, target: SamplerTarget) -> Any:
     return sampler
 
 
-def check_state(user: UserSampler, state: Any, shape: tuple[int, int]) -> np.ndarray:
-    """``state.position`` as a float array of ``shape``, else ConfigError."""
+def check_state(user: UserSampler, state: Any, shape: tuple[int, int],
+                after: str = "init") -> np.ndarray:
+    """``state.position``: a finite, real floating-point array of ``shape``, else
+    ConfigError ``sampler`` (``after`` names the call that returned the state)."""
     pos = getattr(state, "position", None)
     if pos is None:
-        raise ConfigError("sampler", "a sampler whose state has .position", user.spec)
-    pos = np.asarray(pos)
+        raise ConfigError("sampler", "a sampler whose state has .position", user.spec,
+                          f"none after {after}")
+    try:
+        pos = np.asarray(pos)
+    except Exception as exc:  # noqa: BLE001 - an exotic object
+        raise _refusal(user.spec, "a sampler whose state.position is an array", exc) \
+            from None
     if pos.shape != shape:
         raise ConfigError("sampler", f"a sampler whose state.position has shape {shape}",
-                          user.spec, f"got {pos.shape}")
+                          user.spec, f"got {pos.shape} after {after}")
+    if not np.issubdtype(pos.dtype, np.floating):
+        raise ConfigError("sampler", "a sampler whose state.position holds real "
+                          "floating-point numbers", user.spec,
+                          f"got dtype {pos.dtype} after {after}")
+    bad = int(np.size(pos) - np.count_nonzero(np.isfinite(pos)))
+    if bad:
+        raise ConfigError("sampler", "a sampler whose state.position is finite", user.spec,
+                          f"{bad} of {pos.size} entries are NaN or infinite after {after}")
     return pos
 
 
@@ -159,26 +221,30 @@ def acceptance_of(info: Any) -> float:
         return math.nan
 
 
-def validate(user: UserSampler, target: SamplerTarget, start: np.ndarray,
-             seed: int) -> None:
-    """Build the sampler, init on ``start`` and take one step: refuse a sampler that
-    does not follow the interface before any measurement (ConfigError)."""
+def validate(user: UserSampler, target: SamplerTarget, start: np.ndarray, seed: int,
+             other_starts: tuple[np.ndarray, ...] = ()) -> None:
+    """Build the sampler, init on ``start`` and take one step, then init on each of
+    ``other_starts``: refuse a sampler that does not follow the interface before any
+    measurement (ConfigError ``sampler``).
+
+    The states must hold finite, real floating-point positions of the start's shape; a
+    factory, ``init`` or ``step`` that raises (or calls ``sys.exit``) is refused.
+    """
     sampler = build_user_sampler(user, target)
-    try:
-        state = sampler.init(np.array(start, copy=True))
-    except Exception as exc:  # noqa: BLE001
-        raise ConfigError("sampler", "a sampler whose init(position) runs", user.spec,
-                          f"{type(exc).__name__}: {exc}") from None
-    check_state(user, state, start.shape)
-    try:
-        out = sampler.step(np.random.default_rng(seed), state)
-    except Exception as exc:  # noqa: BLE001
-        raise ConfigError("sampler", "a sampler whose step(rng, state) runs", user.spec,
-                          f"{type(exc).__name__}: {exc}") from None
+    state = call_user(user, "a sampler whose init(position) runs", sampler.init,
+                      np.array(start, copy=True))
+    check_state(user, state, start.shape, "init")
+    out = call_user(user, "a sampler whose step(rng, state) runs", sampler.step,
+                    np.random.default_rng(seed), state)
     if not (isinstance(out, tuple) and len(out) == 2):
-        raise ConfigError("sampler", "a sampler whose step returns (state, info)", user.spec)
-    check_state(user, out[0], start.shape)
+        raise ConfigError("sampler", "a sampler whose step returns (state, info)", user.spec,
+                          f"got {type(out).__name__}")
+    check_state(user, out[0], start.shape, "the first step")
+    for other in other_starts:
+        state = call_user(user, "a sampler whose init(position) runs", sampler.init,
+                          np.array(other, copy=True))
+        check_state(user, state, other.shape, "init")
 
 
 __all__ = ["SamplerTarget", "UserSampler", "acceptance_of", "build_user_sampler",
-           "check_state", "load_sampler", "validate"]
+           "call_user", "check_state", "load_sampler", "raised_by_the_sampler", "validate"]

@@ -36,6 +36,11 @@ def test_merged_file_rederived(tmp_path):
         mean, cdiag = f["mean"][()], f["covariance_diagonal"][()]
         spec = f["covariance_spectrum"][()]
         energy_mean, energy_ground = a["energy_mean"], a["energy_ground"]
+        # as the layout says: the energy references are root attributes, the slowest
+        # mode carries its eigenvalue
+        assert {"energy_mean", "energy_variance", "energy_ground", "condition_number",
+                "slowest_eigenvalue"} <= set(a)
+        assert set(f["slowest_mode"].attrs) == {"slowest_eigenvalue"}
     beta, n = t.beta, t.n
     np.testing.assert_allclose(np.linalg.solve(A, h), mean, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(np.diag(np.linalg.inv(beta * A)), cdiag, rtol=1e-10)
@@ -107,3 +112,29 @@ def test_matrix_free_file_stores_the_prompt_factors(tmp_path):
     np.testing.assert_allclose(S.T @ y / S.shape[0], h, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(np.linalg.solve(A, h), mean, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(np.diag(np.linalg.inv(beta * A)), cdiag, rtol=1e-9)
+
+
+def test_unwritable_output_is_refused_before_the_target_is_built(tmp_path, monkeypatch,
+                                                                 capsys):
+    """A directory that takes no file (a read-only filesystem: permission bits say
+    nothing there) is found by creating the file: one line, exit 2, before any work."""
+    import spinicl.targets
+    from spinicl.cli import main
+
+    def no_build(*a, **k):
+        raise AssertionError("built before the output was checked")
+
+    monkeypatch.setattr(spinicl.targets, "build_target", no_build)
+    for out in ("/sys/spinicl-target.h5", str(tmp_path / "no" / "dir.h5")):
+        with pytest.raises(SystemExit) as exc:
+            main(["export-target", "tiny-merged", "-o", out])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert exc.value.code == 2 and len(lines) == 1, lines
+        assert lines[0].startswith("spinicl: error: --out must be a path in")
+
+
+def test_output_check_leaves_nothing_behind(tmp_path):
+    from spinicl.io.target_file import check_target_output
+
+    check_target_output(str(tmp_path / "t.h5"))
+    assert list(tmp_path.iterdir()) == []

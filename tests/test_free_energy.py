@@ -87,3 +87,42 @@ def test_cli_prints_the_merged_log_z_beside_the_exact_one(tmp_path):
                          timeout=120)
     assert bad.returncode == 2 and "--model" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--T", "0"], "spinicl: error: --T must be > 0 (got 0.0): the temperature T = 1/beta"),
+    (["--lam", "-1"], "spinicl: error: --lam must be > 0 (got -1.0)"),
+    (["--lam", "0"], "spinicl: error: --lam must be > 0 (got 0.0)"),
+    (["--model", "merged", "--dk", "3"],
+     "spinicl: error: --dk must be used only with --model factored"),
+])
+def test_cli_refusals_say_the_allowed_range(args, line, capsys):
+    """T is the temperature (not 1/T); λ = 0 is refused, so the range is > 0; --dk means
+    nothing for the merged model and is refused rather than ignored."""
+    from spinicl.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["free-energy", *args])
+    assert exc.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(line), lines
+
+
+def test_cli_warns_when_the_rungs_overlap_poorly(capsys):
+    """Three rungs at β = 10⁴ are far too few: the smallest bridge-weight ESS fraction
+    (printed) falls below 0.1 and a warning line says the errors are unreliable; the
+    warning appears exactly when the printed ESS is below 0.1."""
+    import re
+
+    from spinicl.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["free-energy", "--D", "2", "--N", "8", "--P", "50", "--test-prompts", "10",
+              "--rungs", "3", "--records", "20", "--copies", "2", "--burn-in", "0",
+              "--every", "1"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    ess = float(re.search(r"smallest bridge-weight ESS ([0-9.e+-]+)\)", out).group(1))
+    assert ess < 0.1
+    warn = [x for x in out.splitlines() if x.startswith("warning:")]
+    assert len(warn) == 1 and "--rungs" in warn[0] and "unreliable" in warn[0]

@@ -126,6 +126,19 @@ CURATED: list[tuple[list[str], str]] = [
     (["plot", "overlap", "x.h5", "-o", "no/such/dir/pq.png"], "--out"),
     (["plot", "overlap", "@binary"], "PATH"),
     (["plot", "overlap", "."], "PATH"),
+    (["plot", "phase", "x.h5", "-o", "p.txt"], "--out"),
+    (["plot", "cut", "x.h5", "-o", ""], "--out"),
+    (["plot", "trace", "x.h5", "-o", "/sys/t.png"], "--out"),
+    (["compare", "x.h5", "y.h5", "--plot", "c.txt"], "--plot"),
+    (["sample", "--overrelax", "0.3"], "--overrelax"),
+    (["free-energy", "--T", "0"], "--T"),
+    (["free-energy", "--lam", "-1"], "--lam"),
+    (["free-energy", "--model", "merged", "--dk", "3"], "--dk"),
+    (["bench", "--suite", ""], "--suite"),
+    (["bench", "--suite", "tiny", "--samplers", ","], "--samplers"),
+    (["bench", "--suite", "tiny", "--replicas", "0"], "--replicas"),
+    (["bench", "--suite", "tiny", "--plot", "s.txt"], "--plot"),
+    (["export-target", "tiny-merged", "-o", "/sys/t.h5"], "--out"),
 ]
 
 
@@ -176,3 +189,20 @@ def test_the_table_covers_every_command():
     every = {p for p, _ in _commands(cli)}
     missing = {p for p in every if p not in covered and p[:1] not in covered}
     assert not missing, missing
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["sample", "--overrelax", "0.3"],
+     "--overrelax must be used only with --sampler gibbs (got 0.3)"),
+    (["theory", "--T", "0"], "--T must be > 0 (got 0.0): the temperature T = 1/beta"),
+    (["bench", "--suite", "tiny", "--replicas", "0"],
+     "--replicas must be an integer in 2..100000 with --suite"),
+    (["bench", "--replicas", "0"], "--replicas must be an integer in 1..100000 (got 0)"),
+])
+def test_refusals_read_as_sentences(argv, line, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(lines) == 1
+    assert lines[0].startswith("spinicl: error: " + line), lines

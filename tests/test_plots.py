@@ -309,3 +309,63 @@ def test_symbols_cover_the_recorded_observables() -> None:
             assert name in OBSERVABLE_SYMBOLS, name
     for name in ("overlap_ratio", "overlap_ratio_active", "free_energy"):
         assert OBSERVABLE_SYMBOLS[name].startswith("$")
+
+
+# ----------------------------------------------------------------------- outputs
+def _cli(argv: list[str], capsys) -> tuple[int, list[str]]:
+    from spinicl.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return exc.value.code, capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize("command, source", [
+    ("phase", "sweep"), ("cut", "sweep"), ("trace", "run"), ("overlap", "run")])
+def test_plot_commands_never_replace_a_users_file(command, source, sweep: Path, run: Path,
+                                                  tmp_path: Path, capsys) -> None:
+    """-o naming a file spinicl did not write: refused before reading the input (one
+    line, exit 2, the file untouched); --force replaces it."""
+    path = sweep if source == "sweep" else run
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"the user's picture")
+    code, lines = _cli(["plot", command, str(tmp_path / "missing.h5"), "-o", str(mine)],
+                       capsys)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(
+        "spinicl: error: --out must be a new file or a figure spinicl wrote"), lines
+    assert mine.read_bytes() == b"the user's picture"
+    if command == "overlap":    # the synthetic run has no overlap histogram to draw
+        return
+    code, lines = _cli(["plot", command, str(path), "-o", str(mine), "--force"], capsys)
+    assert code == 0, lines
+    assert mine.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_plot_never_replaces_a_users_file(tmp_path: Path, capsys) -> None:
+    mine = tmp_path / "fig.pdf"
+    mine.write_bytes(b"%PDF- the user's")
+    code, lines = _cli(["compare", "run.h5", "train.h5", "--plot", str(mine)], capsys)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(
+        "spinicl: error: --plot must be a new file or a figure spinicl wrote"), lines
+    assert mine.read_bytes() == b"%PDF- the user's"
+
+
+def test_sweep_figure_is_skipped_rather_than_overwrite(sweep: Path, capsys) -> None:
+    """The end-of-sweep figure (phase.png beside the sweep file) is drawn, redrawn over
+    its own earlier output, and skipped with one note over a file of the user's."""
+    from spinicl.cli import _sweep_figure
+    from spinicl.plots.style import written_by_spinicl
+
+    png, pdf = sweep.parent / "phase.png", sweep.parent / "phase.pdf"
+    _sweep_figure(str(sweep), {})
+    assert "figure: " + str(png) in capsys.readouterr().out
+    assert written_by_spinicl(png) and written_by_spinicl(pdf)
+    _sweep_figure(str(sweep), {})                       # spinicl's own: replaced
+    assert "figure: " in capsys.readouterr().out
+    pdf.write_bytes(b"%PDF- the user's")
+    _sweep_figure(str(sweep), {})
+    io = capsys.readouterr()
+    lines = io.err.strip().splitlines()
+    assert io.out == "" and len(lines) == 1, lines
+    assert lines[0].startswith("spinicl: figure skipped (plot.out must be a new file")
+    assert pdf.read_bytes() == b"%PDF- the user's"

@@ -19,15 +19,18 @@ from Julia's HDF5.jl, C++'s HighFive, R's hdf5r). Layout::
     /covariance_diagonal  (n,)    diag((beta A)^-1)
     /covariance_spectrum  (n,)    eigenvalues of (beta A)^-1, descending
     /slowest_mode         (n,)    unit eigenvector of A's smallest active eigenvalue
-             attrs: energy_mean = E(m) + n/(2 beta), energy_variance = n/(2 beta^2),
-                    energy_ground = E(m), condition_number, slowest_eigenvalue
+             attrs: slowest_eigenvalue
+    /        attrs (merged): energy_mean = E(m) + n/(2 beta),
+                    energy_variance = n/(2 beta^2), energy_ground = E(m),
+                    condition_number, slowest_eigenvalue
     factored:
     /gram                 ((D+1)^2, (D+1)^2)  data Gram A0 = S^T S / P
     /h, /e0               as above (for the effective W = Wq^T Wk)
     /ground_state         (n,)    factors theta = (vec Wq, vec Wk), row-major (dk, D+1)
     /ground_state_W       ((D+1)^2,) its effective weights
-             attrs: energy_ground, ground_state_kind ("exact" | "best known"),
-                    ground_state_note
+    /ground_state attrs:  energy_ground, ground_state_kind ("exact" | "best known"),
+                          ground_state_note
+    /        attrs (factored): energy_ground, ground_state_kind
 
 Spins are row-major: merged W_ab at index a(D+1)+b; factored θ = (vec W_q, vec W_k).
 """
@@ -42,6 +45,7 @@ import h5py
 import numpy as np
 
 from spinicl import __version__
+from spinicl.config import ConfigError
 from spinicl.io.run import check_new_file, dumps, now, place_new_file, temporary_name
 
 #: ``format`` attribute of a target file.
@@ -54,6 +58,28 @@ LOG_DENSITY = {
     "factored": ("log p(Wq, Wk) = -beta * (0.5 * w^T gram w - h^T w + e0 + 0.5 * lam * "
                  "(|Wq|_F^2 + |Wk|_F^2)) + const, w = vec(Wq^T Wk) row-major"),
 }
+
+
+def check_target_output(path: str, force: bool = False) -> None:
+    """Check ``path`` before any work: :func:`spinicl.io.run.check_new_file`, then
+    that its directory takes a file, by creating (and removing) the temporary file the
+    writer builds there (permission bits say nothing of a read-only filesystem).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``out``.
+    """
+    check_new_file(path, force)
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, "xb"):
+            pass
+    except OSError as exc:
+        raise ConfigError("out", "a path in a writable directory", path,
+                          exc.strerror or type(exc).__name__) from None
+    with contextlib.suppress(OSError):
+        os.remove(tmp)
 
 
 def write_target_file(path: str, target: Any, model: Any, refs: Any, *,
@@ -134,4 +160,5 @@ def write_target_file(path: str, target: Any, model: Any, refs: Any, *,
     return path
 
 
-__all__ = ["LOG_DENSITY", "TARGET_FORMAT", "TARGET_FORMAT_VERSION", "write_target_file"]
+__all__ = ["LOG_DENSITY", "TARGET_FORMAT", "TARGET_FORMAT_VERSION", "check_target_output",
+           "write_target_file"]
