@@ -1223,10 +1223,11 @@ def _parse_kappa(text: str) -> float:
 @click.option("--quick", is_flag=True, help="D = 10,20,30,40 (about 7 s instead of ~1 min).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", "plot_out", type=str, default=None,
-              help="Also draw test MSE against 1/D with the fits to this PNG.")
+              help="Also draw test MSE against 1/D with the fits (PNG and PDF).")
+@click.option("--force", is_flag=True, help="With --plot: " + _FORCE_FIGURE_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 def scaling(alpha, tau, kappa, lam, sigma_eps, Ds, seeds, test_prompts, representation, quick,
-            as_json, plot_out, quiet):
+            as_json, plot_out, force, quiet):
     """Finite-size scaling of the exact ground state towards the D → ∞ theory.
 
     At the point (α, τ, κ, λ_L) of Lu et al.'s asymptotic theory: N = round(αD),
@@ -1264,6 +1265,8 @@ def scaling(alpha, tau, kappa, lam, sigma_eps, Ds, seeds, test_prompts, represen
         raise ConfigError("sigma_eps", ">= 0", sigma_eps)
     for D in D_list:
         realise(alpha, tau, k, D)  # every size valid before any work
+    if plot_out is not None:
+        _figure_out(plot_out, force, "plot")
     total = sum(seeds_per_d(tuple(sorted(set(D_list))), seeds).values())
     bar = ProgressLine(total, "ground states", enabled=not quiet)
     res = scaling_study(alpha, tau, k, lam, Ds=D_list, seeds=seeds, sigma_eps=sigma_eps,

@@ -166,3 +166,23 @@ def test_cli_bad_input_is_one_line_exit_2(capsys, args, option):
     assert ex.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and option in err, err
+
+
+def test_cli_plot_writes_png_and_pdf_and_never_replaces_a_users_file(tmp_path, capsys,
+                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["scaling", "--alpha", "2", "--tau", "1", "--lam", "0.1", "--D", "4,6",
+            "--seeds", "2", "-q", "--plot", "s.png"]
+    with pytest.raises(SystemExit) as ex:
+        main(args)
+    assert ex.value.code in (0, None)
+    assert (tmp_path / "s.png").stat().st_size > 0 and (tmp_path / "s.pdf").exists()
+    with pytest.raises(SystemExit) as ex:       # its own figure: replaced
+        main(args)
+    assert ex.value.code in (0, None)
+    (tmp_path / "u.png").write_text("precious")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as ex:
+        main(args[:-1] + ["u.png"])
+    assert ex.value.code == 2 and "--plot" in capsys.readouterr().err
+    assert (tmp_path / "u.png").read_text() == "precious"

@@ -599,14 +599,13 @@ def format_scaling(r: ScalingResult) -> str:
 
 def plot_scaling(r: ScalingResult, out: str) -> list[str]:
     """Figure of a scaling study: test MSE against 1/D with the fits, the extrapolation
-    at 1/D = 0 and the D → ∞ formula. Writes ``out`` (PNG or PDF); returns the path list.
+    at 1/D = 0 and the D → ∞ formula. Writes ``out`` like every spinicl figure
+    (:func:`spinicl.plots.style.save_figure`: PNG and PDF); returns the path list.
     """
-    import matplotlib
+    from spinicl.plots.style import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.6, 4.0), constrained_layout=True)
+    fig = new_figure(5.6, 4.0)
+    ax = fig.add_subplot()
     x = 1.0 / np.array(r.Ds, dtype=float)
     xx = np.linspace(0.0, x.max() * 1.05, 200)
     for which, col, name in (("novel", "#1f5fa8", "ICL (novel tasks)"),
@@ -633,6 +632,4 @@ def plot_scaling(r: ScalingResult, out: str) -> list[str]:
     ax.set_xlim(-0.004, x.max() * 1.08)
     ax.grid(True, color="0.92", lw=0.6)
     ax.legend(fontsize=7, frameon=False)
-    fig.savefig(out, dpi=150)
-    plt.close(fig)
-    return [out]
+    return save_figure(fig, out)
