@@ -222,6 +222,7 @@ def theory(beta, T, model, dk, amp_variant, amp_damping, amp_tol, amp_max_sweeps
 
     cfg = task_config(kw)
     beta = _beta_option(beta, T, 100.0)
+    registry.check_dk(model, dk)
     if cfg.lam <= 0:
         raise ConfigError("lam", "> 0 for the exact Boltzmann distribution", cfg.lam,
                           "with lam = 0 the inactive spins are free")
@@ -849,6 +850,7 @@ def train(ctx, model, dk, optimizer, lr, epochs, batch_size, init_scale, torch_w
                               torch_weight_decay)
         kw["lam"] = torch_weight_decay_to_lam(torch_weight_decay)
     cfg = task_config(kw)
+    registry.check_dk(model, dk)
     tcfg = TrainConfig(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
                        model=model, dk=dk, init_scale=init_scale, seed=cfg.seed,
                        record_every=record_every, representation=representation)
@@ -1369,6 +1371,7 @@ def bench(ctx, model, dk, samplers, precondition, beta, T, replicas, budget, as_
         raise ConfigError("samplers", "at least one of " + ", ".join(
             registry.sampler_names()) + " (comma-separated)", samplers)
     cfg = task_config(kw)
+    registry.check_dk(model, dk)
     samplers = "exact,mala,ula,baoab" if samplers is None else samplers
     try:
         rows = bench_samplers(cfg, tuple(x.strip() for x in samplers.split(",") if x.strip()),

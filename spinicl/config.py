@@ -529,6 +529,9 @@ class SampleConfig:
         set_(self, "model", check_choice("model", self.model, registry.model_names()))
         if self.dk is not None:
             set_(self, "dk", check_int("dk", self.dk, 1, MAX_DK))
+            from spinicl import registry
+
+            registry.check_dk(self.model, self.dk)
         set_(self, "sampler", check_choice("sampler", self.sampler,
                                            registry.sampler_names()))
         if not isinstance(self.options, dict):

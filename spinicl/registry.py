@@ -61,6 +61,8 @@ class ModelEntry:
     #: Default of ``adapt_ladder`` (a rugged landscape: adapt the replica-exchange ladder
     #: during burn-in when there are >= 3 rungs).
     adapt_ladder: bool = False
+    #: Has factors of a rank d_k (``--dk``).
+    factor_rank: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,8 @@ MODELS: dict[str, ModelEntry] = {
     "merged": ModelEntry("merged", "merged weights W ((D+1)² spins, Gaussian law)", True,
                          spins=_merged_spins),
     "factored": ModelEntry("factored", "factored W = W_qᵀW_k (2·d_k·(D+1) spins, quartic)",
-                           False, spins=_factored_spins, adapt_ladder=True),
+                           False, spins=_factored_spins, adapt_ladder=True,
+                           factor_rank=True),
 }
 
 SAMPLERS: dict[str, SamplerEntry] = {
@@ -158,6 +161,14 @@ def sampler_names() -> tuple[str, ...]:
 
 def preconditioner_names() -> tuple[str, ...]:
     return tuple(PRECONDITIONERS)
+
+
+def check_dk(model: str, dk: int | None) -> None:
+    """ConfigError ``dk`` when a rank d_k is given for a model without factors."""
+    if dk is not None and not MODELS[check_choice("model", model, model_names())].factor_rank:
+        with_factors = ", ".join(k for k, v in MODELS.items() if v.factor_rank)
+        raise ConfigError("dk", f"given only with --model {with_factors} (the {model} "
+                          "model has no factors)", dk)
 
 
 def model_spins(model: str, D: int, dk: int | None = None) -> int:
