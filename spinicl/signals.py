@@ -111,11 +111,14 @@ def command_signals() -> Iterator[None]:
 def _swallowing(frame) -> bool:
     """True where an exception raised by a signal handler would be swallowed: in a
     callback that C code calls (Numba's compiler calls llvmlite's object-cache
-    callbacks through ctypes), a finaliser, a weakref callback."""
+    callbacks through ctypes), a finaliser, a weakref callback (weakref.py's, and the
+    import system's module-lock callback ``_get_module_lock.<locals>.cb``, met when a
+    signal arrives while modules are imported)."""
     while frame is not None:
         code = frame.f_code
         if ("llvmlite" in code.co_filename or code.co_name == "__del__"
-                or code.co_filename.endswith("weakref.py")):
+                or code.co_filename.endswith("weakref.py")
+                or (code.co_name == "cb" and "importlib._bootstrap" in code.co_filename)):
             return True
         frame = frame.f_back
     return False

@@ -419,3 +419,20 @@ def test_sample_survives_a_polling_swmr_reader(tmp_path):
     with h5py.File(out, "r") as f:
         assert f.attrs["status"] == "complete"
         assert np.all(np.diff(f["trace/step"][...]) > 0)
+
+
+def test_handler_defers_where_an_exception_would_be_swallowed():
+    """Signals met inside callbacks whose exceptions Python ignores are asked again."""
+    from types import SimpleNamespace as NS
+
+    from spinicl.signals import _swallowing
+
+    def frame(filename, name, back=None):
+        return NS(f_code=NS(co_filename=filename, co_name=name), f_back=back)
+
+    main = frame("/x/spinicl/runner.py", "run_sample")
+    assert not _swallowing(main)
+    assert _swallowing(frame("<frozen importlib._bootstrap>", "cb", main))
+    assert _swallowing(frame("/usr/lib/python3/weakref.py", "remove", main))
+    assert _swallowing(frame("/x/mod.py", "__del__", main))
+    assert not _swallowing(frame("<frozen importlib._bootstrap>", "_find_and_load", main))
