@@ -614,8 +614,9 @@ def run_suite(targets: Any = None, samplers: Any = None, peers: Any = (),
         Target names or groups (:func:`spinicl.targets.resolve_targets`); None: all.
     samplers : str, sequence of str or None
         spinicl rows, ``NAME[/PRECONDITIONER][+re]`` (comma-separated or a list); None:
-        each target's own defaults (``Target.samplers``). A combination a target does not
-        support (``exact`` on a factored target) gives a ``skipped`` row.
+        each target's own defaults (``Target.samplers``); an empty list: no spinicl
+        rows (peers or user samplers only). A combination a target does not support
+        (``exact`` on a factored target) gives a ``skipped`` row.
     peers : str or sequence of str
         Among :data:`KNOWN_PEERS` (or ``"all"``); a peer whose packages are missing is
         skipped with one message through ``notify``.
@@ -652,10 +653,15 @@ def run_suite(targets: Any = None, samplers: Any = None, peers: Any = (),
     chosen = resolve_targets(targets)
     specs = None
     if samplers is not None:
-        specs = parse_sampler_list(samplers)
+        # an empty list (not a string) asks for no spinicl rows: peers or users only
+        specs = (() if not isinstance(samplers, str) and len(samplers) == 0
+                 else parse_sampler_list(samplers))
     peer_names = parse_peers(peers)
     users = tuple(u if isinstance(u, UserSampler) else load_sampler(u)
                   for u in (user_samplers or ()))
+    if specs == () and not peer_names and not users:
+        raise ConfigError("samplers", "at least one row: spinicl samplers, peers or user "
+                          "samplers", "none")
     budget = check_float("seconds", budget_seconds, low=0.0, low_open=True)
     relax = budget if relax_seconds is None else check_float(
         "relax_seconds", relax_seconds, low=0.0, low_open=True)

@@ -593,3 +593,15 @@ def test_bench_plot_never_replaces_a_users_file(tmp_path, capsys, monkeypatch):
                                                    "relax_seconds": 0.1}}
     written = plot_suite(res, str(tmp_path / "ours.png"))
     assert _figure_out(str(tmp_path / "ours.png"), False, "plot") == written
+
+
+def test_an_empty_sampler_list_runs_peers_or_users_only_and_nothing_is_refused():
+    from spinicl.suite import run_suite
+
+    res = run_suite(["tiny-merged"], (), (), ["spinicl.examples.rwm:make_sampler"],
+                    budget_seconds=0.2, replicas=4, seed=1)
+    assert [r["sampler"] for r in res["rows"]] == ["spinicl.examples.rwm:make_sampler"]
+    with pytest.raises(ConfigError, match="samplers"):
+        run_suite(["tiny-merged"], (), (), (), budget_seconds=0.2)
+    with pytest.raises(ConfigError, match="samplers"):
+        run_suite(["tiny-merged"], ",", (), (), budget_seconds=0.2)
