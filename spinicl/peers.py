@@ -528,6 +528,16 @@ class _Kernel:
     warmup: Callable | None = None
 
 
+def _log_density(energy_of: Callable, beta: float) -> Callable:
+    """``data -> (w -> −β E(w))``: the log density BlackJAX's kernels take, per data."""
+
+    def logdensity_of(data):
+        energy = energy_of(data)
+        return lambda w: -beta * energy(w)
+
+    return logdensity_of
+
+
 def _mala(jax, energy_of, beta: float, chains: int, tuning_steps: int, log_eps0: float
           ) -> _Kernel:
     import blackjax
@@ -535,9 +545,7 @@ def _mala(jax, energy_of, beta: float, chains: int, tuning_steps: int, log_eps0:
     jnp = jax.numpy
     kernel = blackjax.mala.build_kernel()
 
-    def logdensity_of(data):
-        energy = energy_of(data)
-        return lambda w: -beta * energy(w)
+    logdensity_of = _log_density(energy_of, beta)
 
     def init(key, start, data):
         states = jax.vmap(lambda w: blackjax.mala.init(w, logdensity_of(data)))(start)
@@ -570,9 +578,7 @@ def _hmc(jax, energy_of, beta: float, chains: int, tuning_steps: int, leapfrog: 
     jnp = jax.numpy
     kernel = blackjax.hmc.build_kernel()
 
-    def logdensity_of(data):
-        energy = energy_of(data)
-        return lambda w: -beta * energy(w)
+    logdensity_of = _log_density(energy_of, beta)
 
     def init(key, start, data):
         states = jax.vmap(lambda w: blackjax.hmc.init(w, logdensity_of(data)))(start)
